@@ -1,0 +1,120 @@
+"""The stage contract: every step of every pipeline is a `Stage` that turns one Arrow table
+into another. Nothing here (or anywhere under `stages/`) knows about Prefect or Ray: the
+engine in `flows/engine.py` reads the class attributes and decides how to run a stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage needs. `gpus` may be a fraction to share one GPU."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_gb: float | None = None
+
+
+class Stage:
+    """One step of a pipeline: `process` maps a pyarrow Table to a pyarrow Table.
+
+    Subclasses declare what they need as class attributes; the engine reads them:
+
+    - `name`: shown in reports and metrics (defaults to the class name),
+    - `resources`: CPUs / GPU fraction / memory per worker,
+    - `batch_size`: rows per `process` call (None lets the engine choose).
+
+    A stage that overrides `setup` (to load a model, build a detector...) runs as a pool of
+    long-lived workers so that `setup` runs once per worker, not once per batch.
+    """
+
+    name: ClassVar[str] = ""
+    resources: ClassVar[Resources] = Resources()
+    batch_size: ClassVar[int | None] = None
+
+    def setup(self) -> None:
+        """Prepare per-worker state (models, compiled patterns). Called once per worker."""
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+    @property
+    def stage_name(self) -> str:
+        return self.name or type(self).__name__
+
+    @property
+    def is_stateful(self) -> bool:
+        """True when the stage has per-worker state worth keeping between batches."""
+        return type(self).setup is not Stage.setup
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return self.process(batch)
+
+
+class Filter(Stage):
+    """A stage that keeps or drops whole rows.
+
+    The score and the decision are separate (as in Data-Juicer): `score(batch)` returns one
+    number per row, `keep(scores)` turns them into a boolean mask. With `keep_score=True`
+    the score is kept as a `score_<name>` column so users can audit and re-threshold
+    without re-scoring; with `score_only=True` nothing is dropped (Dolma-style tagging).
+    """
+
+    text_field: str = "text"
+    keep_score: bool = False
+    score_only: bool = False
+
+    def score(self, batch: pa.Table) -> np.ndarray | pa.Array:
+        raise NotImplementedError
+
+    def keep(self, scores: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def score_column(self) -> str:
+        return f"score_{self.stage_name}"
+
+    def mask(self, batch: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and the keep mask for `batch`, both NumPy arrays of one entry per row."""
+        if batch.num_rows == 0:
+            return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=bool)
+        scores = self.score(batch)
+        if isinstance(scores, pa.ChunkedArray | pa.Array):
+            scores = scores.to_numpy(zero_copy_only=False)
+        scores = np.asarray(scores)
+        mask = np.asarray(self.keep(scores), dtype=bool)
+        if mask.shape != (batch.num_rows,):
+            raise ValueError(
+                f"{self.stage_name}: keep() returned {mask.shape[0]} values for "
+                f"{batch.num_rows} rows"
+            )
+        return scores, mask
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        scores, mask = self.mask(batch)
+        if self.keep_score or self.score_only:
+            column = self.score_column
+            if column in batch.column_names:
+                batch = batch.drop_columns([column])
+            batch = batch.append_column(column, pa.array(scores))
+        if self.score_only:
+            return batch
+        return batch.filter(pa.array(mask, type=pa.bool_()))
+
+
+def text_column(batch: pa.Table, field: str, stage: str) -> pa.ChunkedArray:
+    """The string column `field` of `batch`, with a clear error when it is missing."""
+    if field not in batch.column_names:
+        raise KeyError(f"{stage}: input has no column {field!r} (columns: {batch.column_names})")
+    column = batch.column(field)
+    if pa.types.is_large_string(column.type) or pa.types.is_string(column.type):
+        return column
+    if pa.types.is_null(column.type):
+        return column.cast(pa.string())
+    raise TypeError(f"{stage}: column {field!r} is {column.type}, expected a string column")
