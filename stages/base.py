@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,12 @@ class Filter(Stage):
             )
         return scores, mask
 
-    def process(self, batch: pa.Table) -> pa.Table:
+    def apply(self, batch: pa.Table) -> tuple[pa.Table, pa.Table, np.ndarray]:
+        """Kept rows, removed rows and the scores of all rows of `batch`.
+
+        The engine calls this to count and sample what each filter removed; users call
+        `process`, which returns the kept rows only.
+        """
         scores, mask = self.mask(batch)
         if self.keep_score or self.score_only:
             column = self.score_column
@@ -104,8 +110,12 @@ class Filter(Stage):
                 batch = batch.drop_columns([column])
             batch = batch.append_column(column, pa.array(scores))
         if self.score_only:
-            return batch
-        return batch.filter(pa.array(mask, type=pa.bool_()))
+            return batch, batch.slice(0, 0), scores
+        keep = pa.array(mask, type=pa.bool_())
+        return batch.filter(keep), batch.filter(pa.compute.invert(keep)), scores
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        return self.apply(batch)[0]
 
 
 def text_column(batch: pa.Table, field: str, stage: str) -> pa.ChunkedArray:

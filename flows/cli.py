@@ -1,0 +1,185 @@
+"""`curate`: the command line.
+
+    curate text --input s3://raw/cc/*.jsonl.gz --output s3://curated/cc --filters default
+    curate demo
+
+Every command runs the same Prefect flow a deployment runs (against PREFECT_API_URL when
+set, else Prefect's embedded API) on Ray (RAY_ADDRESS when set, else a local cluster).
+On failure it exits non-zero with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "sample.jsonl.gz"
+
+
+def _quiet_environment(verbose: bool) -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+
+
+def _add_text_arguments(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
+    if not demo:
+        p.add_argument("--input", required=True, help="input path, folder or glob (local/s3://)")
+        p.add_argument("--output", required=True, help="output dataset folder (local/s3://)")
+    p.add_argument("--filters", default="default", choices=["default", "english", "none"])
+    p.add_argument(
+        "--languages",
+        default="en",
+        help="comma-separated ISO 639-1 codes to keep; '' keeps every language",
+    )
+    p.add_argument("--no-clean", action="store_true", help="skip Unicode/whitespace cleaning")
+    p.add_argument("--no-dedup", action="store_true", help="skip exact deduplication")
+    p.add_argument("--keep-scores", action="store_true", help="keep score_* columns")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--id-field", default="id")
+    p.add_argument("--shard-size-mb", type=float, default=32.0)
+    p.add_argument("--strict", action="store_true", help="fail on the first bad input row")
+    p.add_argument("--version", dest="data_version", help="output version name")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curate", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    text = sub.add_parser("text", help="curate a text corpus (clean, filter, dedup)")
+    _add_text_arguments(text)
+    demo = sub.add_parser("demo", help="run the text flow on the bundled sample")
+    demo.add_argument(
+        "--output", default="demo-output", help="where to write (default: %(default)s)"
+    )
+    _add_text_arguments(demo, demo=True)
+    return parser
+
+
+def _text_params(args: argparse.Namespace, input_uri: str):
+    from flows.text import TextParams
+
+    return TextParams(
+        input=input_uri,
+        output=args.output,
+        filters=args.filters,
+        languages=[x.strip() for x in args.languages.split(",") if x.strip()],
+        clean=not args.no_clean,
+        exact_dedup=not args.no_dedup,
+        keep_scores=args.keep_scores,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        shard_size_mb=args.shard_size_mb,
+        strict=args.strict,
+        version=args.data_version,
+    )
+
+
+def _run_text(params, as_json: bool) -> dict:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows import text
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("shards"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
+        disable=not console.is_terminal and not os.environ.get("CURATE_PROGRESS"),
+    ) as progress:
+        tasks: dict[str, int] = {}
+
+        def hook(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total)
+            progress.update(tasks[phase], completed=done, total=total)
+            if not console.is_terminal and done and (done == total or done % 10 == 0):
+                console.print(f"{phase}: {done}/{total} shards")
+
+        text.set_progress_hook(hook)
+        try:
+            return text.curate_text(params)
+        finally:
+            text.set_progress_hook(None)
+
+
+def _print_summary(summary: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from flows.engine import RunReport, StageMetrics
+    from flows.lineage import stage_table
+
+    report = RunReport()
+    for s in summary["report"]["stages"]:
+        report.stages[s["stage"]] = StageMetrics(
+            s["stage"], s["rows_in"], s["rows_out"], s["seconds"]
+        )
+    console = Console()
+    table = Table(title="Per-stage counts")
+    for col in ("stage", "rows_in", "rows_out", "removed", "removed_%", "seconds"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for row in stage_table(report):
+        table.add_row(
+            *(
+                str(row[c])
+                for c in ("stage", "rows_in", "rows_out", "removed", "removed_%", "seconds")
+            )
+        )
+    console.print(table)
+    r = summary["report"]
+    state = " (already committed: nothing to do)" if summary.get("already_committed") else ""
+    console.print(
+        f"rows read {r['rows_read']}, quarantined {r['rows_quarantined']}, "
+        f"written {r['rows_written']}{state}"
+    )
+    console.print(f"output:   {summary['output']}")
+    console.print(f"manifest: {summary['manifest']}")
+    if summary.get("report_uri"):
+        console.print(f"report:   {summary['report_uri']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_environment(args.verbose)
+    try:
+        if args.command == "demo":
+            if not SAMPLE.exists():
+                raise FileNotFoundError(f"bundled sample missing: {SAMPLE}")
+            params = _text_params(args, str(SAMPLE))
+        else:
+            params = _text_params(args, args.input)
+        summary = _run_text(params, args.json)
+        _print_summary(summary, args.json)
+        return 0
+    except KeyboardInterrupt:
+        print(
+            "curate: interrupted; committed shards are kept and a re-run resumes", file=sys.stderr
+        )
+        return 130
+    except Exception as exc:  # one line for users; the traceback with -v
+        if args.verbose:
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"curate: error: {reason}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""The Ray engine: runs a pipeline of stages over input shards with Ray Data.
+
+A pipeline is `read -> stage ... -> write`, applied to every shard of the input. The engine
+streams shards through Ray Data, one shard per row: a shard stays whole from reading to its
+commit, which is what makes the per-shard commit protocol (and so resume) possible.
+
+Consecutive stages with the same `Resources` run fused in one Ray operator, so their batches
+never leave the worker's memory; a change of resources (a GPU stage, a 4-CPU stage) starts
+a new operator with those resources. An operator with a stage that has `setup()` (a model, a
+detector) runs as an autoscaling actor pool, so `setup()` runs once per worker; otherwise as
+Ray tasks. Each shard carries its own per-stage metrics (rows in/out, seconds, node) to the
+driver, which folds them into a `RunReport`.
+
+`RAY_ADDRESS` set: `ray.init()` joins that cluster. Unset: a local cluster is started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from stages.base import Filter, Resources, Stage
+
+log = logging.getLogger("curate.engine")
+
+REMOVED_SAMPLE_SIZE = 3  # removed rows kept per filter and shard, for the report
+SAMPLE_TEXT_CHARS = 300
+
+
+# --------------------------------------------------------------------------- Ray set-up
+
+
+def init_ray() -> None:
+    """Join the cluster at RAY_ADDRESS, or start a local one sized by CURATE_RAY_* vars."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    env = {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(
+            address=os.environ["RAY_ADDRESS"],
+            runtime_env={"env_vars": env},
+            log_to_driver=False,
+        )
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "runtime_env": {"env_vars": env},
+        "configure_logging": False,
+    }
+    if os.environ.get("CURATE_RAY_NUM_CPUS"):
+        kwargs["num_cpus"] = int(os.environ["CURATE_RAY_NUM_CPUS"])
+    if os.environ.get("CURATE_RAY_OBJECT_STORE_MB"):
+        kwargs["object_store_memory"] = int(os.environ["CURATE_RAY_OBJECT_STORE_MB"]) << 20
+    if os.environ.get("CURATE_RAY_TMPDIR"):
+        os.makedirs(os.environ["CURATE_RAY_TMPDIR"], exist_ok=True)
+        kwargs["_temp_dir"] = os.environ["CURATE_RAY_TMPDIR"]
+    ray.init(**kwargs)
+
+
+def shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass
+class StageMetrics:
+    """What one stage did over the whole run."""
+
+    name: str
+    rows_in: int = 0
+    rows_out: int = 0
+    seconds: float = 0.0
+    shards: int = 0
+    nodes: set[str] = field(default_factory=set)
+    removed_sample: list[dict] = field(default_factory=list)
+
+    @property
+    def removed(self) -> int:
+        return self.rows_in - self.rows_out
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_in / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, record: dict) -> None:
+        self.rows_in += record["rows_in"]
+        self.rows_out += record["rows_out"]
+        self.seconds += record["seconds"]
+        self.shards += 1
+        if record.get("node"):
+            self.nodes.add(record["node"])
+        room = 10 - len(self.removed_sample)
+        if room > 0:
+            self.removed_sample.extend(record.get("removed_sample", [])[:room])
+
+    def to_dict(self) -> dict:
+        return {
+            "stage": self.name,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "removed": self.removed,
+            "seconds": round(self.seconds, 4),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "shards": self.shards,
+            "nodes": sorted(self.nodes),
+            "removed_sample": self.removed_sample,
+        }
+
+
+@dataclass
+class RunReport:
+    """Counts, timings and outputs of one pipeline run, per stage and in total."""
+
+    stages: dict[str, StageMetrics] = field(default_factory=dict)
+    shards_total: int = 0
+    shards_skipped: int = 0
+    rows_read: int = 0
+    rows_quarantined: int = 0
+    rows_written: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+    quarantine: list[str] = field(default_factory=list)
+
+    def add_shard(self, result: dict) -> None:
+        """Fold the result of one committed shard (from a sink) into the report."""
+        self.rows_read += result.get("rows_read", 0)
+        self.rows_quarantined += result.get("rows_quarantined", 0)
+        self.rows_written += result.get("rows_written", 0)
+        self.bytes_written += result.get("bytes_written", 0)
+        for record in result.get("metrics", []):
+            self.stages.setdefault(record["stage"], StageMetrics(record["stage"])).add(record)
+
+    def to_dict(self) -> dict:
+        return {
+            "shards_total": self.shards_total,
+            "shards_skipped": self.shards_skipped,
+            "rows_read": self.rows_read,
+            "rows_quarantined": self.rows_quarantined,
+            "rows_written": self.rows_written,
+            "bytes_written": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+            "stages": [m.to_dict() for m in self.stages.values()],
+            "outputs": self.outputs,
+            "quarantine": self.quarantine,
+        }
+
+
+# --------------------------------------------------------------------------- running stages
+
+
+def run_stage(stage: Stage, table: pa.Table, node: str | None = None) -> tuple[pa.Table, dict]:
+    """Run one stage over a whole shard table, in `stage.batch_size` slices when set.
+
+    Returns the output table and the stage's metrics record for this shard.
+    """
+    start = time.perf_counter()
+    rows_in = table.num_rows
+    sample: list[dict] = []
+    size = stage.batch_size or max(rows_in, 1)
+    outputs = []
+    for offset in range(0, max(rows_in, 1), size):
+        batch = table.slice(offset, size)
+        if isinstance(stage, Filter):
+            kept, removed, _ = stage.apply(batch)
+            if len(sample) < REMOVED_SAMPLE_SIZE and removed.num_rows:
+                sample.extend(_sample_rows(removed, REMOVED_SAMPLE_SIZE - len(sample), stage))
+            outputs.append(kept)
+        else:
+            outputs.append(stage.process(batch))
+    out = outputs[0] if len(outputs) == 1 else pa.concat_tables(outputs, promote_options="default")
+    record = {
+        "stage": stage.stage_name,
+        "rows_in": rows_in,
+        "rows_out": out.num_rows,
+        "seconds": time.perf_counter() - start,
+        "node": node,
+        "removed_sample": sample,
+    }
+    return out, record
+
+
+def _sample_rows(removed: pa.Table, n: int, stage: Filter) -> list[dict]:
+    rows = removed.slice(0, n)
+    ids = rows.column("id").to_pylist() if "id" in rows.column_names else [None] * rows.num_rows
+    field_name = stage.text_field if stage.text_field in rows.column_names else None
+    texts = rows.column(field_name).to_pylist() if field_name else [None] * rows.num_rows
+    return [
+        {"id": i, "text": (t or "")[:SAMPLE_TEXT_CHARS] if t is not None else None}
+        for i, t in zip(ids, texts, strict=True)
+    ]
+
+
+def group_stages(stages: Sequence[Stage]) -> list[list[Stage]]:
+    """Split a pipeline into runs of consecutive stages with the same resources."""
+    groups: list[list[Stage]] = []
+    for stage in stages:
+        if groups and groups[-1][-1].resources == stage.resources:
+            groups[-1].append(stage)
+        else:
+            groups.append([stage])
+    return groups
+
+
+def _group_resources(group: Sequence[Stage]) -> Resources:
+    return group[0].resources if group else Resources()
+
+
+def table_to_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def table_from_bytes(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+Reader = Callable[[Any], tuple[pa.Table, pa.Table]]
+"""read(item) -> (rows, quarantined rows) for one shard."""
+
+Sink = Callable[[Any, pa.Table, pa.Table, list[dict]], dict]
+"""sink(item, rows, quarantined rows, metrics) -> a small JSON-able result for the driver."""
+
+
+class _ShardOp:
+    """One Ray operator of a pipeline: optionally reads, runs a group of stages, optionally
+    writes. Used as a Ray task function (stateless groups) or as an actor class (stateful)."""
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        reader: Reader | None,
+        sink: Sink | None,
+        item_from_dict: Callable[[dict], Any],
+    ):
+        self.stages = list(stages)
+        self.reader = reader
+        self.sink = sink
+        self.item_from_dict = item_from_dict
+        self._ready = False
+
+    def _setup(self) -> None:
+        if not self._ready:
+            for stage in self.stages:
+                stage.setup()
+            self._ready = True
+
+    def __call__(self, row: dict) -> dict:
+        import ray
+
+        self._setup()
+        node = ray.get_runtime_context().get_node_id()
+        item = self.item_from_dict(json.loads(row["item"]))
+        metrics = json.loads(row["metrics"]) if row.get("metrics") else []
+        if self.reader is not None:
+            start = time.perf_counter()
+            table, quarantine = self.reader(item)
+            metrics.append(
+                {
+                    "stage": "read",
+                    "rows_in": table.num_rows + quarantine.num_rows,
+                    "rows_out": table.num_rows,
+                    "seconds": time.perf_counter() - start,
+                    "node": node,
+                    "removed_sample": [],
+                }
+            )
+        else:
+            table = table_from_bytes(row["table"])
+            quarantine = table_from_bytes(row["quarantine"])
+        for stage in self.stages:
+            try:
+                table, record = run_stage(stage, table, node)
+            except Exception as exc:
+                raise RuntimeError(f"stage {stage.stage_name} failed on {item}: {exc}") from exc
+            metrics.append(record)
+        if self.sink is not None:
+            result = self.sink(item, table, quarantine, metrics)
+            return {"item": row["item"], "result": json.dumps(result)}
+        return {
+            "item": row["item"],
+            "table": table_to_bytes(table),
+            "quarantine": table_to_bytes(quarantine),
+            "metrics": json.dumps(metrics),
+        }
+
+
+class _ShardActor(_ShardOp):
+    """Actor-pool flavour: `setup()` of every stage runs once, when the actor starts."""
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self._setup()
+
+
+def _cluster_cpus() -> int:
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def run_pipeline(
+    items: Sequence[Any],
+    reader: Reader,
+    stages: Sequence[Stage],
+    sink: Sink,
+    *,
+    item_to_dict: Callable[[Any], dict],
+    item_from_dict: Callable[[dict], Any],
+    max_workers: int | None = None,
+) -> Iterator[dict]:
+    """Run `read -> stages -> sink` over every item (shard); yield each sink result as its
+    shard completes (in completion order)."""
+    if not items:
+        return
+    import ray
+    import ray.data
+
+    init_ray()
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.enable_operator_progress_bars = False
+    ctx.print_on_execution_start = False
+    # A shard is one row: never split or merge it.
+    ctx.target_max_block_size = 1 << 40
+
+    groups = group_stages(stages) or [[]]
+    cpus = _cluster_cpus()
+    ds = ray.data.from_items(
+        [{"item": json.dumps(item_to_dict(item)), "metrics": ""} for item in items],
+        override_num_blocks=len(items),
+    )
+    for index, group in enumerate(groups):
+        res = _group_resources(group)
+        op_reader = reader if index == 0 else None
+        op_sink = sink if index == len(groups) - 1 else None
+        args = (group, op_reader, op_sink, item_from_dict)
+        ray_args: dict[str, Any] = {"num_cpus": res.cpus}
+        if res.gpus:
+            ray_args["num_gpus"] = res.gpus
+        if res.memory_gb:
+            ray_args["memory"] = int(res.memory_gb * (1 << 30))
+        stateful = any(stage.is_stateful for stage in group)
+        if stateful:
+            workers = max_workers or max(1, int(cpus // max(res.cpus, 0.01)))
+            ds = ds.map(
+                _ShardActor,
+                fn_constructor_args=args,
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(workers, len(items))),
+                **ray_args,
+            )
+        else:
+            ds = ds.map(_ShardOp(*args), **ray_args)
+    for row in ds.iter_rows():
+        yield json.loads(row["result"])

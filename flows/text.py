@@ -1,0 +1,597 @@
+"""`curate_text`: the text curation flow.
+
+    plan shards -> [read -> clean -> heuristic filters -> language -> hash] on Ray
+                -> exact dedup (global pass over hash partitions) -> write -> commit -> publish
+
+Each step is a Prefect task with retries; every step is idempotent through the commit
+protocol (see `stages.io.commit`): a shard committed by an earlier, interrupted run is not
+processed again, and the output version only becomes visible when `_manifest.json` is
+written, last.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
+from stages.io.commit import VersionWriter
+from stages.io.read import ShardReader
+from stages.io.write import write_parquet
+
+from flows import storage
+from flows.engine import RunReport, StageMetrics, run_pipeline
+from stages.base import Stage
+from stages.io.shards import Shard, plan_shards
+
+log = logging.getLogger("curate.text")
+
+ProgressHook = Callable[[str, int, int], None]
+"""progress(phase, done, total): called as shards complete."""
+
+_progress_hook: ProgressHook | None = None
+
+
+def set_progress_hook(hook: ProgressHook | None) -> None:
+    """Let a front end (the CLI's progress bar) follow long runs."""
+    global _progress_hook
+    _progress_hook = hook
+
+
+class TextParams(BaseModel):
+    """Parameters of the text curation flow (the Prefect UI renders them as a form)."""
+
+    input: str = Field(
+        description="Input files: a path, folder or glob, local or s3:// (JSONL, .jsonl.gz, "
+        ".jsonl.zst, Parquet), or the output folder of another curate flow.",
+        examples=["s3://raw/cc/*.jsonl.gz", "data/docs.jsonl"],
+    )
+    output: str = Field(
+        description="Output dataset folder, local or s3://. Each run writes a version "
+        "folder inside it.",
+        examples=["s3://curated/cc", "curated/"],
+    )
+    filters: Literal["default", "english", "none"] = Field(
+        "default",
+        description="Heuristic filter recipe: 'default' is NeMo Curator's English recipe.",
+    )
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="Keep only documents in these languages (ISO 639-1); empty keeps all.",
+    )
+    clean: bool = Field(True, description="Repair Unicode, normalise whitespace, drop URL lines.")
+    exact_dedup: bool = Field(True, description="Remove exact duplicates (first one kept).")
+    keep_scores: bool = Field(False, description="Keep each filter's score as a column.")
+    text_field: str = Field("text", description="Input field holding the document text.")
+    id_field: str = Field("id", description="Input field holding a document id, if any.")
+    shard_size_mb: float = Field(32.0, gt=0, description="Target input bytes per shard.")
+    dedup_partitions: int = Field(16, ge=1, description="Hash partitions of the dedup pass.")
+    strict: bool = Field(False, description="Fail on the first bad input row.")
+    version: str | None = Field(
+        None, description="Output version name; default: derived from inputs and parameters."
+    )
+
+
+@dataclass
+class TextPlan:
+    shards: list[Shard]
+    inputs: list[dict]
+    version: str
+    output: str
+    parameters: dict
+
+
+@dataclass
+class TextResult:
+    manifest: dict
+    report: RunReport
+    version_uri: str
+    already_committed: bool = False
+    removed_by_filter: dict[str, int] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def build_stages(params: TextParams) -> list[Stage]:
+    """The stages of one text run, cheapest first: decisions do not depend on the order
+    (each filter looks at one document), only the "removed by" counts do."""
+    from stages.text.recipes import build_recipe, recipe_spec
+
+    stages: list[Stage] = []
+    if params.clean:
+        from stages.text.clean import TextCleaner
+
+        stages.append(TextCleaner())
+    for f in build_recipe(recipe_spec(params.filters)):
+        f.keep_score = params.keep_scores
+        stages.append(f)
+    if params.languages:
+        from stages.text.language import LanguageFilter
+
+        stages.append(LanguageFilter(languages=list(params.languages)))
+    if params.exact_dedup:
+        from stages.dedup.exact import ExactDedupHash
+
+        stages.append(ExactDedupHash(num_partitions=params.dedup_partitions))
+    return stages
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def plan_text(params: TextParams) -> TextPlan:
+    options = storage.storage_options()
+    output = storage.normalize_uri(params.output)
+    source = (
+        params.input if storage.is_remote(params.input) else storage.normalize_uri(params.input)
+    )
+    shards = plan_shards(source, shard_size_mb=params.shard_size_mb, storage_options=options)
+    inputs = _describe_inputs(shards, options)
+    parameters = params.model_dump(exclude={"version"})
+    version = params.version or storage.version_id(inputs, parameters)
+    return TextPlan(shards, inputs, version, output, params.model_dump())
+
+
+def _describe_inputs(shards: list[Shard], options: dict) -> list[dict]:
+    """Each input file once, with its size (so a changed input makes a new version)."""
+    described: dict[str, dict] = {}
+    for shard in shards:
+        if shard.uri in described:
+            continue
+        fs, path = fsspec.core.url_to_fs(shard.uri, **options)
+        info = fs.info(path)
+        entry = {"uri": shard.uri, "size": int(info.get("size") or 0)}
+        etag = info.get("ETag") or info.get("mtime")
+        if etag is not None:
+            entry["etag"] = str(etag)
+        described[shard.uri] = entry
+    return list(described.values())
+
+
+# --------------------------------------------------------------------------- sinks
+
+
+class _FinalSink:
+    """Writes a shard's rows and quarantined rows into the output version, then commits
+    the shard (marker written after its files)."""
+
+    def __init__(self, output: str, version: str, options: dict):
+        self.output, self.version, self.options = output, version, options
+
+    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
+        writer = VersionWriter(self.output, self.version, storage_options=self.options)
+        files = []
+        if table.num_rows:
+            rel = f"part-{shard.key}-0.parquet"
+            nbytes = write_parquet(table, storage.join(writer.uri, rel), self.options)
+            files.append({"path": rel, "rows": table.num_rows, "bytes": nbytes})
+        quarantined = _write_quarantine(writer.uri, shard, quarantine, self.options)
+        result = _shard_result(shard, table, quarantine, metrics, files, quarantined)
+        writer.commit_shard(shard.key, files, result)
+        return result
+
+
+class _StagingSink:
+    """Pass 1 of a deduplicated run: keeps the hash columns, writes under `_work/`."""
+
+    def __init__(self, staging_root: str, options: dict):
+        self.root, self.options = staging_root, options
+
+    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
+        writer = VersionWriter(self.root, "filtered", storage_options=self.options)
+        rel = f"part-{shard.key}-0.parquet"
+        nbytes = _write_all_columns(table, storage.join(writer.uri, rel), self.options)
+        files = [{"path": rel, "rows": table.num_rows, "bytes": nbytes}]
+        quarantined = _write_quarantine(writer.uri, shard, quarantine, self.options)
+        result = _shard_result(shard, table, quarantine, metrics, files, quarantined)
+        writer.commit_shard(shard.key, files, result)
+        return result
+
+
+def _shard_result(shard, table, quarantine, metrics, files, quarantine_files) -> dict:
+    read = next((m for m in metrics if m["stage"] == "read"), None)
+    return {
+        "shard": shard.key,
+        "rows_read": read["rows_in"] if read else table.num_rows,
+        "rows_quarantined": quarantine.num_rows,
+        "rows_written": table.num_rows,
+        "bytes_written": sum(f["bytes"] for f in files),
+        "files": files,
+        "quarantine": quarantine_files,
+        "metrics": metrics,
+    }
+
+
+def _write_quarantine(version_uri: str, shard: Shard, quarantine: pa.Table, options) -> list:
+    if not quarantine.num_rows:
+        return []
+    rel = f"quarantine/part-{shard.key}.parquet"
+    nbytes = _write_all_columns(quarantine, storage.join(version_uri, rel), options)
+    return [{"path": rel, "rows": quarantine.num_rows, "bytes": nbytes}]
+
+
+def _write_all_columns(table: pa.Table, uri: str, options: dict) -> int:
+    fs, path = fsspec.core.url_to_fs(uri, **options)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "wb") as f:
+        pq.write_table(table, f, compression="zstd")
+    return int(fs.info(path)["size"])
+
+
+# --------------------------------------------------------------------------- passes
+
+
+def _run(
+    phase: str,
+    shards: list[Shard],
+    reader,
+    stages: list[Stage],
+    sink,
+    report: RunReport,
+) -> None:
+    total = len(shards)
+    done = 0
+    if _progress_hook:
+        _progress_hook(phase, 0, total)
+    for result in run_pipeline(
+        shards,
+        reader,
+        stages,
+        sink,
+        item_to_dict=Shard.to_dict,
+        item_from_dict=Shard.from_dict,
+    ):
+        report.add_shard(result)
+        done += 1
+        log.info(
+            "%s: shard %s done (%d/%d), %d rows kept",
+            phase,
+            result["shard"],
+            done,
+            total,
+            result["rows_written"],
+        )
+        if _progress_hook:
+            _progress_hook(phase, done, total)
+
+
+def filter_pass(params: TextParams, plan: TextPlan) -> RunReport:
+    """Pass 1: read, clean, filter (and hash, for dedup) every shard not yet committed."""
+    options = storage.storage_options()
+    stages = build_stages(params)
+    reader = ShardReader(
+        text_field=params.text_field,
+        id_field=params.id_field,
+        storage_options=options,
+        strict=params.strict,
+    )
+    if params.exact_dedup:
+        root = _staging_root(plan)
+        sink = _StagingSink(root, options)
+        writer = VersionWriter(root, "filtered", storage_options=options)
+    else:
+        sink = _FinalSink(plan.output, plan.version, options)
+        writer = VersionWriter(plan.output, plan.version, storage_options=options)
+    report = RunReport(shards_total=len(plan.shards))
+    done = writer.done_shards()
+    for stats in done.values():
+        report.add_shard(stats)
+    pending = [s for s in plan.shards if s.key not in done]
+    report.shards_skipped = len(plan.shards) - len(pending)
+
+    def read(shard: Shard) -> tuple[pa.Table, pa.Table]:
+        result = reader.read(shard)
+        return result.table, result.quarantine
+
+    start = time.perf_counter()
+    _run("filter", pending, read, stages, sink, report)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _staging_root(plan: TextPlan) -> str:
+    return storage.join(plan.output, plan.version, "_work")
+
+
+def dedup_pass(params: TextParams, plan: TextPlan) -> tuple[pa.Table, StageMetrics]:
+    """Pass 2: find exact duplicates across the whole dataset, one hash partition at a
+    time (each partition is one Ray task). Returns the removed rows (`id`, `duplicate_of`,
+    `_hash`, `_order`) and the metrics of the dedup step."""
+    import ray
+    from stages.dedup.exact import select_exact_duplicates
+
+    from flows.engine import init_ray
+
+    options = storage.storage_options()
+    writer = VersionWriter(_staging_root(plan), "filtered", storage_options=options)
+    files = [
+        storage.join(writer.uri, f["path"])
+        for marker in writer.done_shards().values()
+        for f in marker["files"]
+    ]
+    rows_in = 0
+    start = time.perf_counter()
+
+    @ray.remote(num_cpus=1)
+    def partition_duplicates(partition: int) -> pa.Table:
+        parts = []
+        for uri in files:
+            fs, path = fsspec.core.url_to_fs(uri, **options)
+            with fs.open(path, "rb") as f:
+                t = pq.read_table(f, columns=["id", "_hash", "_order", "_partition"])
+            parts.append(t.filter(pc.equal(t["_partition"], partition)))
+        table = pa.concat_tables(parts) if parts else None
+        if table is None or table.num_rows == 0:
+            return pa.table({"id": pa.array([], pa.string())})
+        return select_exact_duplicates(table.drop_columns(["_partition"]))
+
+    init_ray()
+    removed_parts = ray.get(
+        [partition_duplicates.remote(p) for p in range(params.dedup_partitions)]
+    )
+    removed_parts = [t for t in removed_parts if t.num_rows]
+    removed = (
+        pa.concat_tables(removed_parts).sort_by("_order")
+        if removed_parts
+        else pa.table(
+            {
+                "id": pa.array([], pa.string()),
+                "duplicate_of": pa.array([], pa.string()),
+                "_hash": pa.array([], pa.string()),
+                "_order": pa.array([], pa.int64()),
+            }
+        )
+    )
+    for marker in writer.done_shards().values():
+        rows_in += marker["rows_written"]
+    metrics = StageMetrics(
+        "ExactDedup",
+        rows_in=rows_in,
+        rows_out=rows_in - removed.num_rows,
+        seconds=time.perf_counter() - start,
+        shards=len(files),
+    )
+    metrics.removed_sample = [
+        {"id": r["id"], "duplicate_of": r["duplicate_of"]}
+        for r in removed.slice(0, 10).select(["id", "duplicate_of"]).to_pylist()
+    ]
+    return removed, metrics
+
+
+def write_pass(params: TextParams, plan: TextPlan, removed: pa.Table) -> RunReport:
+    """Pass 3 of a deduplicated run: copy each staged shard into the output version
+    without its duplicates, and commit it."""
+    options = storage.storage_options()
+    staging = VersionWriter(_staging_root(plan), "filtered", storage_options=options)
+    staged = staging.done_shards()
+    final = VersionWriter(plan.output, plan.version, storage_options=options)
+    done = final.done_shards()
+    report = RunReport(shards_total=len(plan.shards))
+    for stats in done.values():
+        report.add_shard(stats)
+    pending = [s for s in plan.shards if s.key not in done]
+    report.shards_skipped = len(plan.shards) - len(pending)
+    drop = pa.array(removed.column("_order").to_numpy(), pa.int64())
+    staging_uri = staging.uri
+
+    def read(shard: Shard) -> tuple[pa.Table, pa.Table]:
+        marker = staged[shard.key]
+        tables = []
+        for f in marker["files"]:
+            fs, path = fsspec.core.url_to_fs(storage.join(staging_uri, f["path"]), **options)
+            with fs.open(path, "rb") as fh:
+                tables.append(pq.read_table(fh))
+        table = pa.concat_tables(tables)
+        table = table.filter(pc.invert(pc.is_in(table["_order"], value_set=drop)))
+        quarantine = []
+        for f in marker.get("quarantine", []):
+            fs, path = fsspec.core.url_to_fs(storage.join(staging_uri, f["path"]), **options)
+            with fs.open(path, "rb") as fh:
+                quarantine.append(pq.read_table(fh))
+        q = pa.concat_tables(quarantine) if quarantine else _EMPTY_QUARANTINE
+        return table.drop_columns([c for c in table.column_names if c.startswith("_")]), q
+
+    class _Sink(_FinalSink):
+        def __call__(self, shard, table, quarantine, metrics):
+            result = super().__call__(shard, table, quarantine, [])
+            # The read/filter counts of this shard were counted in pass 1.
+            return result
+
+    _run("write", pending, read, [], _Sink(plan.output, plan.version, options), report)
+    return report
+
+
+_EMPTY_QUARANTINE = pa.table(
+    {
+        "source": pa.array([], pa.string()),
+        "line": pa.array([], pa.int64()),
+        "reason": pa.array([], pa.string()),
+        "raw": pa.array([], pa.string()),
+    }
+)
+
+
+def run_text(params: TextParams, flow_run_id: str | None = None) -> TextResult:
+    """The whole text job without Prefect (the flow below wraps these steps as tasks)."""
+    plan = plan_text(params)
+    return finish_text(params, plan, flow_run_id)
+
+
+def finish_text(params: TextParams, plan: TextPlan, flow_run_id: str | None) -> TextResult:
+    options = storage.storage_options()
+    final = VersionWriter(plan.output, plan.version, storage_options=options)
+    if final.is_committed():
+        from stages.io.commit import read_manifest
+
+        manifest = read_manifest(final.uri, storage_options=options)
+        report = report_from_manifest(manifest)
+        return TextResult(manifest, report, final.uri, already_committed=True)
+    start = time.perf_counter()
+    report = filter_pass(params, plan)
+    if params.exact_dedup:
+        removed, metrics = dedup_pass(params, plan)
+        write_report = write_pass(params, plan, removed)
+        report.stages[metrics.name] = metrics
+        report.rows_written = write_report.rows_written
+        report.bytes_written = write_report.bytes_written
+    manifest = commit_text(
+        params, plan, report, flow_run_id, removed if params.exact_dedup else None
+    )
+    report.seconds = time.perf_counter() - start
+    return TextResult(manifest, report, final.uri)
+
+
+def commit_text(params, plan, report, flow_run_id, removed) -> dict:
+    options = storage.storage_options()
+    final = VersionWriter(plan.output, plan.version, storage_options=options)
+    extra: dict[str, Any] = {"stages": [m.to_dict() for m in report.stages.values()]}
+    if removed is not None:
+        rel = "duplicates.parquet"
+        audit = removed.select(["id", "duplicate_of", "_hash"]).rename_columns(
+            ["id", "duplicate_of", "hash"]
+        )
+        nbytes = _write_all_columns(audit, storage.join(final.uri, rel), options)
+        extra["duplicates"] = {"path": rel, "rows": audit.num_rows, "bytes": nbytes}
+    manifest = final.commit(
+        inputs=plan.inputs,
+        parameters=plan.parameters,
+        code_version=storage.code_version(),
+        flow_run_id=flow_run_id,
+        extra=extra,
+    )
+    if params.exact_dedup:
+        fs, path = fsspec.core.url_to_fs(_staging_root(plan), **options)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    return manifest
+
+
+def report_from_manifest(manifest: dict) -> RunReport:
+    report = RunReport()
+    for record in manifest.get("stages", []):
+        m = StageMetrics(
+            record["stage"],
+            record["rows_in"],
+            record["rows_out"],
+            record["seconds"],
+            record.get("shards", 0),
+            set(record.get("nodes", [])),
+        )
+        m.removed_sample = record.get("removed_sample", [])
+        report.stages[m.name] = m
+    return report
+
+
+# --------------------------------------------------------------------------- Prefect
+
+
+def _build_flow():
+    from prefect import flow, task
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+    from prefect.assets import Asset, AssetProperties, materialize
+    from prefect.cache_policies import NO_CACHE
+    from prefect.runtime import flow_run
+
+    from flows.lineage import publish_artifacts
+
+    retrying = {"retries": 2, "retry_delay_seconds": 5, "cache_policy": NO_CACHE}
+
+    @task(name="plan-shards", **retrying)
+    def plan_task(params: TextParams) -> TextPlan:
+        return plan_text(params)
+
+    @task(name="filter-shards", **retrying)
+    def filter_task(params: TextParams, plan: TextPlan) -> RunReport:
+        progress_id = create_progress_artifact(
+            progress=0.0, key="curate-text-progress", description="Shards filtered"
+        )
+
+        def hook(phase: str, done: int, total: int) -> None:
+            if total and phase == "filter":
+                update_progress_artifact(progress_id, 100.0 * done / total)
+            if _outer_hook:
+                _outer_hook(phase, done, total)
+
+        _outer_hook = _progress_hook
+        set_progress_hook(hook)
+        try:
+            return filter_pass(params, plan)
+        finally:
+            set_progress_hook(_outer_hook)
+
+    @task(name="exact-dedup", **retrying)
+    def dedup_task(params: TextParams, plan: TextPlan):
+        return dedup_pass(params, plan)
+
+    @task(name="write-shards", **retrying)
+    def write_task(params: TextParams, plan: TextPlan, removed: pa.Table) -> RunReport:
+        return write_pass(params, plan, removed)
+
+    @flow(name="curate-text", description="Curate a text corpus: clean, filter, dedup.")
+    def curate_text(params: TextParams) -> dict:
+        """Clean, filter and deduplicate a text corpus; write Parquet with a manifest."""
+        plan = plan_task(params)
+        final = VersionWriter(plan.output, plan.version, storage_options=storage.storage_options())
+        run_id = str(flow_run.id) if flow_run.id else None
+        if final.is_committed():
+            from stages.io.commit import read_manifest
+
+            manifest = read_manifest(final.uri, storage_options=storage.storage_options())
+            return _summary(manifest, report_from_manifest(manifest), final.uri, True)
+        report = filter_task(params, plan)
+        removed = None
+        if params.exact_dedup:
+            removed, metrics = dedup_task(params, plan)
+            written = write_task(params, plan, removed)
+            report.stages[metrics.name] = metrics
+            report.rows_written = written.rows_written
+            report.bytes_written = written.bytes_written
+
+        output_asset = Asset(
+            key=storage.asset_key(plan.output),
+            properties=AssetProperties(
+                name=plan.output.rsplit("/", 1)[-1],
+                description="Curated text (Parquet) written by curate-text",
+            ),
+        )
+
+        @materialize(output_asset, asset_deps=[storage.asset_key(params.input)], **retrying)
+        def commit_task() -> dict:
+            manifest = commit_text(params, plan, report, run_id, removed)
+            output_asset.add_metadata(
+                {
+                    "version": plan.version,
+                    "rows": report.rows_written,
+                    "bytes": report.bytes_written,
+                    "rows_read": report.rows_read,
+                    "rows_quarantined": report.rows_quarantined,
+                    "removed_by_stage": {m.name: m.removed for m in report.stages.values()},
+                }
+            )
+            return manifest
+
+        manifest = commit_task()
+        publish_artifacts("curate-text", report, manifest, final.uri)
+        return _summary(manifest, report, final.uri, False)
+
+    return curate_text
+
+
+def _summary(manifest: dict, report: RunReport, version_uri: str, already: bool) -> dict:
+    return {
+        "output": version_uri,
+        "manifest": storage.join(version_uri, "_manifest.json"),
+        "already_committed": already,
+        "report": report.to_dict(),
+    }
+
+
+curate_text = _build_flow()
