@@ -22,14 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
-from stages.io.commit import VersionWriter
-from stages.io.read import ShardReader
-from stages.io.write import write_parquet
 
 from flows import storage
 from flows.engine import RunReport, StageMetrics, run_pipeline
 from stages.base import Stage
+from stages.io.commit import VersionWriter
+from stages.io.read import ShardReader
 from stages.io.shards import Shard, plan_shards
+from stages.io.write import write_parquet
 
 log = logging.getLogger("curate.text")
 
@@ -306,9 +306,9 @@ def dedup_pass(params: TextParams, plan: TextPlan) -> tuple[pa.Table, StageMetri
     time (each partition is one Ray task). Returns the removed rows (`id`, `duplicate_of`,
     `_hash`, `_order`) and the metrics of the dedup step."""
     import ray
-    from stages.dedup.exact import select_exact_duplicates
 
     from flows.engine import init_ray
+    from stages.dedup.exact import select_exact_duplicates
 
     options = storage.storage_options()
     writer = VersionWriter(_staging_root(plan), "filtered", storage_options=options)
