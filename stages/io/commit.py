@@ -1,0 +1,239 @@
+"""The commit protocol: how a run publishes a dataset version.
+
+Layout of a dataset:
+
+    <output>/_latest                              pointer to the newest committed version
+    <output>/<version>/part-<shard>-<n>.parquet   data files
+    <output>/<version>/quarantine/part-<shard>.parquet
+    <output>/<version>/_shards/<shard>.json        one marker per finished shard
+    <output>/<version>/_manifest.json              written last: the version is committed
+
+A shard's marker is written only after its files, and the manifest only after every marker,
+so a crash at any point leaves nothing that a reader trusts: readers list files from the
+manifest, never from the directory. A re-run skips shards that have a marker (resume).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import orjson
+import pyarrow as pa
+
+from stages.io.errors import InputNotFound
+from stages.io.fs import exists, filesystem, join, read_bytes, write_bytes_atomic
+from stages.io.write import write_parquet
+
+MANIFEST = "_manifest.json"
+LATEST = "_latest"
+SHARDS_DIR = "_shards"
+QUARANTINE_DIR = "quarantine"
+MANIFEST_FORMAT = "curate-manifest/1"
+
+
+def _dumps(value) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+class VersionWriter:
+    """Writes one version `<output>/<version>` of a dataset under the commit protocol."""
+
+    def __init__(self, output: str, version: str, storage_options: dict | None = None):
+        if not version or "/" in version or version.startswith(("_", ".")):
+            raise ValueError(f"{version!r}: a version is one path segment not starting with _ or .")
+        self.output = output.rstrip("/")
+        self.version = version
+        self.storage_options = storage_options
+        self.uri = join(self.output, version)
+
+    # -- paths ---------------------------------------------------------------------------
+
+    @staticmethod
+    def part_path(shard_key: str, n: int = 0, ext: str = "parquet") -> str:
+        """Relative path of data file `n` of a shard."""
+        return f"part-{shard_key}-{n}.{ext}"
+
+    @staticmethod
+    def quarantine_path(shard_key: str) -> str:
+        return f"{QUARANTINE_DIR}/part-{shard_key}.parquet"
+
+    def write_part(self, shard_key: str, table: pa.Table, n: int = 0) -> dict:
+        """Write a data file of a shard; returns its entry for `commit_shard`."""
+        path = self.part_path(shard_key, n)
+        size = write_parquet(table, join(self.uri, path), self.storage_options)
+        return {"path": path, "rows": table.num_rows, "bytes": size}
+
+    def write_quarantine(self, shard_key: str, table: pa.Table) -> dict:
+        """Write a shard's quarantine records; returns its entry for `commit_shard`."""
+        path = self.quarantine_path(shard_key)
+        size = write_parquet(table, join(self.uri, path), self.storage_options)
+        return {"path": path, "rows": table.num_rows, "bytes": size}
+
+    # -- state ---------------------------------------------------------------------------
+
+    def is_committed(self) -> bool:
+        """True once `_manifest.json` exists."""
+        return exists(join(self.uri, MANIFEST), self.storage_options)
+
+    def done_shards(self) -> dict[str, dict]:
+        """Shard key -> marker contents, for every shard already committed in this version."""
+        fs, path = filesystem(join(self.uri, SHARDS_DIR), self.storage_options)
+        if not fs.exists(path):
+            return {}
+        out = {}
+        for entry in sorted(fs.ls(path, detail=False)):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            out[name[: -len(".json")]] = orjson.loads(fs.cat_file(entry))
+        return out
+
+    def commit_shard(
+        self,
+        shard_key: str,
+        files: list[dict],
+        stats: dict,
+        quarantine: list[dict] | None = None,
+    ) -> None:
+        """Record a finished shard. Call after its files are written.
+
+        `files`: `[{"path": relative path, "rows": n, "bytes": b}]`; entries under
+        `quarantine/` are listed as quarantine files (as are those in `quarantine`).
+        Every listed file must exist; a missing `bytes` is filled in from storage.
+        """
+        fs, root = filesystem(self.uri, self.storage_options)
+        data, bad = [], list(quarantine or [])
+        for entry in files:
+            (bad if entry["path"].startswith(QUARANTINE_DIR + "/") else data).append(entry)
+        checked = {"files": [], "quarantine": []}
+        for kind, entries in (("files", data), ("quarantine", bad)):
+            for entry in entries:
+                target = f"{root}/{entry['path']}"
+                try:
+                    size = fs.size(target)
+                except FileNotFoundError:
+                    raise FileNotFoundError(
+                        f"{join(self.uri, entry['path'])}: shard {shard_key} lists a file "
+                        "that was not written"
+                    ) from None
+                checked[kind].append({**entry, "bytes": entry.get("bytes", size)})
+        marker = {"shard": shard_key, **checked, "stats": stats}
+        write_bytes_atomic(
+            join(self.uri, SHARDS_DIR, f"{shard_key}.json"), _dumps(marker), self.storage_options
+        )
+
+    def commit(
+        self,
+        *,
+        inputs: list[dict],
+        parameters: dict,
+        code_version: str,
+        flow_run_id: str | None,
+        extra: dict | None = None,
+        set_latest: bool = True,
+    ) -> dict:
+        """Write `_manifest.json` from the shard markers, then point `<output>/_latest` here.
+
+        Files under the version that no marker lists (left by a crashed attempt) are
+        deleted first. Committing a version that is already committed returns its
+        manifest unchanged (and still updates `_latest`).
+        """
+        if self.is_committed():
+            manifest = read_manifest(self.uri, self.storage_options)
+        else:
+            markers = self.done_shards()
+            files, quarantine, shards = [], [], {}
+            for key in sorted(markers):
+                marker = markers[key]
+                files += [{**f, "shard": key} for f in marker.get("files", [])]
+                quarantine += [{**f, "shard": key} for f in marker.get("quarantine", [])]
+                shards[key] = marker.get("stats", {})
+            files.sort(key=lambda f: f["path"])
+            quarantine.sort(key=lambda f: f["path"])
+            self._remove_unlisted({f["path"] for f in files + quarantine})
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "version": self.version,
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "rows": sum(f.get("rows", 0) for f in files),
+                "bytes": sum(f.get("bytes", 0) for f in files),
+                "quarantined_rows": sum(f.get("rows", 0) for f in quarantine),
+                "files": files,
+                "quarantine": quarantine,
+                "shards": shards,
+                "inputs": inputs,
+                "parameters": parameters,
+                "code_version": code_version,
+                "flow_run_id": flow_run_id,
+                "extra": extra or {},
+            }
+            write_bytes_atomic(join(self.uri, MANIFEST), _dumps(manifest), self.storage_options)
+            manifest = {**manifest, "uri": self.uri}
+        if set_latest:
+            pointer = {"version": self.version, "manifest": f"{self.version}/{MANIFEST}"}
+            write_bytes_atomic(join(self.output, LATEST), _dumps(pointer), self.storage_options)
+        return manifest
+
+    def _remove_unlisted(self, listed: set[str]) -> None:
+        fs, root = filesystem(self.uri, self.storage_options)
+        if not fs.exists(root):
+            return
+        for path in sorted(fs.find(root)):
+            relative = path[len(root) :].lstrip("/")
+            if relative == MANIFEST or relative.startswith(SHARDS_DIR + "/"):
+                continue
+            if relative not in listed:
+                fs.rm_file(path)
+
+
+def _version_uri(uri: str, storage_options: dict | None) -> str:
+    """The version directory for `uri`: itself when it holds a manifest, else via `_latest`."""
+    uri = uri.rstrip("/")
+    if exists(join(uri, MANIFEST), storage_options):
+        return uri
+    if exists(join(uri, LATEST), storage_options):
+        raw = read_bytes(join(uri, LATEST), storage_options).strip()
+        try:
+            version = orjson.loads(raw)["version"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            version = raw.decode().strip()
+        return join(uri, version)
+    raise InputNotFound(f"{uri}: not a committed dataset (no {MANIFEST} and no {LATEST} pointer)")
+
+
+def is_dataset(uri: str, storage_options: dict | None = None) -> bool:
+    """True when `uri` is a committed version or a dataset directory with `_latest`."""
+    uri = uri.rstrip("/")
+    return exists(join(uri, MANIFEST), storage_options) or exists(
+        join(uri, LATEST), storage_options
+    )
+
+
+def read_manifest(uri: str, storage_options: dict | None = None) -> dict:
+    """The manifest of a version directory, or of the version `_latest` names in a dataset
+    directory. The returned dict carries the version's location under `uri`."""
+    version_uri = _version_uri(uri, storage_options)
+    manifest = orjson.loads(read_bytes(join(version_uri, MANIFEST), storage_options))
+    manifest["uri"] = version_uri
+    return manifest
+
+
+def dataset_files(uri: str, storage_options: dict | None = None) -> list[str]:
+    """Full URIs of the data files a manifest lists (quarantine files excluded)."""
+    manifest = read_manifest(uri, storage_options)
+    return [join(manifest["uri"], f["path"]) for f in manifest["files"]]
+
+
+def quarantine_files(uri: str, storage_options: dict | None = None) -> list[str]:
+    """Full URIs of the quarantine files a manifest lists."""
+    manifest = read_manifest(uri, storage_options)
+    return [join(manifest["uri"], f["path"]) for f in manifest["quarantine"]]
+
+
+__all__ = [
+    "VersionWriter",
+    "read_manifest",
+    "dataset_files",
+    "quarantine_files",
+    "is_dataset",
+]

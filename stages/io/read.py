@@ -1,0 +1,525 @@
+"""Read one `Shard` (JSONL, gzip/zstd JSONL, Parquet) into Arrow tables.
+
+Good rows come out with `id`, `text`, `source` (the input URI) and `_order` (a global,
+deterministic input position: `file_index * 2**32 + line`), plus the projected fields.
+Bad input never crashes a run and is never dropped silently: each bad line (or file) is a
+quarantine record naming the file and line, and the good rows around it are kept.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import xxhash
+import zstandard
+
+from stages.io.errors import InputError
+from stages.io.fs import filesystem
+from stages.io.shards import Shard, _first_lines, detect_format
+
+QUARANTINE_SCHEMA = pa.schema(
+    [("source", pa.string()), ("line", pa.int64()), ("reason", pa.string()), ("raw", pa.string())]
+)
+RESERVED = ("id", "text", "source", "_order")
+_RAW_CHARS = 1000
+_CHUNK = 8 << 20
+_PROBE = 64 << 10
+_MISSING = object()
+
+
+@dataclass
+class ReadResult:
+    """Rows read from a shard, and one quarantine record per bad input."""
+
+    table: pa.Table
+    quarantine: pa.Table
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+
+class _Damaged(Exception):
+    """A compressed stream ended early (`detail` None) or is corrupt."""
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ShardReader:
+    """Reads shards into `ReadResult`s.
+
+    - `text_field`: the input field holding the text; it comes out as `text`.
+    - `id_field`: the input field holding a document id (cast to string); rows without one
+      get a generated id `<file stem>-<hash of uri>-<line>`, stable across runs.
+    - `columns`: the other input fields to keep (None keeps all). An input field whose name
+      clashes with an output column (`source`, ...) is kept as `input_<name>`.
+    - `strict`: raise `InputError` at the first bad row instead of quarantining it.
+    - `batch_bytes`: `iter_batches` yields about this much input per batch.
+    """
+
+    def __init__(
+        self,
+        text_field: str = "text",
+        id_field: str = "id",
+        columns: list[str] | None = None,
+        storage_options: dict | None = None,
+        strict: bool = False,
+        batch_bytes: int = 32 << 20,
+    ):
+        self.text_field = text_field
+        self.id_field = id_field
+        self.columns = list(columns) if columns is not None else None
+        self.storage_options = storage_options
+        self.strict = strict
+        self.batch_bytes = batch_bytes
+
+    def read(self, shard: Shard) -> ReadResult:
+        """The whole shard as one result."""
+        parts = list(self.iter_batches(shard))
+        return ReadResult(
+            table=_concat([p.table for p in parts]),
+            quarantine=pa.concat_tables([p.quarantine for p in parts]),
+        )
+
+    def iter_batches(self, shard: Shard) -> Iterator[ReadResult]:
+        """The shard in pieces of about `batch_bytes` of input, in input order."""
+        if shard.format == "parquet":
+            yield from self._parquet(shard)
+        else:
+            yield from self._jsonl(shard)
+
+    # -- JSONL -------------------------------------------------------------------------
+
+    def _jsonl(self, shard: Shard) -> Iterator[ReadResult]:
+        uri = shard.uri
+        line = shard.first_line
+        if line is None:
+            line = (
+                1 if shard.start == 0 else _first_lines(uri, [shard.start], self.storage_options)[0]
+            )
+        fs, path = filesystem(uri, self.storage_options)
+        compression = shard.compression
+        pending: list[bytes] = []
+        pending_bytes = 0
+        carry = b""
+        total = 0
+        damage: _Damaged | None = None
+        with fs.open(path, "rb") as f:
+            if compression == "gzip":
+                chunks = _gzip_chunks(f)
+            elif compression == "zstd":
+                chunks = _zstd_chunks(f)
+            else:
+                chunks = _plain_chunks(f, shard.start, shard.end)
+            try:
+                for chunk in chunks:
+                    total += len(chunk)
+                    buf = carry + chunk if carry else chunk
+                    cut = buf.rfind(b"\n")
+                    if cut < 0:
+                        carry = buf
+                        continue
+                    pending.append(buf[: cut + 1])
+                    carry = buf[cut + 1 :]
+                    pending_bytes += cut + 1
+                    if pending_bytes >= self.batch_bytes:
+                        result, line = self._parse(b"".join(pending), line, shard)
+                        pending, pending_bytes = [], 0
+                        yield result
+            except _Damaged as err:
+                damage = err
+        if pending:
+            result, line = self._parse(b"".join(pending), line, shard)
+            yield result
+        if damage is not None:
+            last = line - 1
+            if damage.detail is None:
+                why = f"truncated {compression} stream after line {last}"
+            else:
+                why = f"corrupt {compression} stream after line {last}: {damage.detail}"
+            reason = f"{uri}: line {last}: {why}"
+            raw = carry[: _RAW_CHARS * 4].decode("utf-8", "replace")[:_RAW_CHARS] if carry else None
+            yield self._bad_only(uri, last, reason, raw)
+        elif carry:
+            result, line = self._parse(carry, line, shard)
+            yield result
+        elif total == 0 and shard.start == 0:
+            yield self._bad_only(uri, 0, f"{uri}: line 0: empty file", None)
+
+    def _parse(self, block: bytes, first_line: int, shard: Shard) -> tuple[ReadResult, int]:
+        """Parse complete lines; returns the result and the number of the next line."""
+        lines = block.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        loads = orjson.loads
+        text_field = self.text_field
+        objs: list[dict] = []
+        numbers: list[int] = []
+        bad: list[tuple[int, str, bytes]] = []
+        n = first_line
+        for raw in lines:
+            try:
+                obj = loads(raw)
+            except orjson.JSONDecodeError as err:
+                if raw.strip():
+                    bad.append((n, _why_unparsable(raw, err), raw))
+                n += 1
+                continue
+            if type(obj) is dict:
+                text = obj.get(text_field, _MISSING)
+                if type(text) is str:
+                    objs.append(obj)
+                    numbers.append(n)
+                elif text is _MISSING:
+                    bad.append((n, f"missing field {text_field!r}", raw))
+                else:
+                    kind = _json_kind(text)
+                    bad.append((n, f"field {text_field!r} is {kind}, expected a string", raw))
+            else:
+                bad.append((n, f"expected a JSON object, got {_json_kind(obj)}", raw))
+            n += 1
+        quarantine = self._quarantine(shard.uri, bad)
+        return ReadResult(self._table(objs, numbers, shard), quarantine), n
+
+    def _table(self, objs: list[dict], numbers: list[int], shard: Shard) -> pa.Table:
+        text = [o[self.text_field] for o in objs]
+        ids = [o.get(self.id_field) for o in objs]
+        if self.columns is not None:
+            keys = [c for c in self.columns if c not in (self.text_field, self.id_field)]
+        else:
+            seen: dict[str, None] = {}
+            previous = None
+            for o in objs:
+                ks = o.keys()
+                if ks != previous:
+                    seen.update(dict.fromkeys(ks))
+                    previous = ks
+            keys = [k for k in seen if k not in (self.text_field, self.id_field)]
+        extras = {k: _to_arrow([o.get(k) for o in objs]) for k in keys}
+        return _assemble(shard, text, ids, numbers, extras)
+
+    # -- Parquet -----------------------------------------------------------------------
+
+    def _parquet(self, shard: Shard) -> Iterator[ReadResult]:
+        uri = shard.uri
+        fs, path = filesystem(uri, self.storage_options)
+        with fs.open(path, "rb") as f:
+            try:
+                pf = pq.ParquetFile(f)
+            except (pa.ArrowInvalid, EOFError, OSError) as err:
+                if fs.size(path) == 0:
+                    yield self._bad_only(uri, 0, f"{uri}: line 0: empty file", None)
+                else:
+                    yield self._bad_only(
+                        uri, 0, f"{uri}: line 0: unreadable Parquet file: {err}", None
+                    )
+                return
+            names = pf.schema_arrow.names
+            if self.text_field not in names:
+                reason = f"{uri}: line 0: missing column {self.text_field!r}"
+                yield self._bad_only(uri, 0, reason, None)
+                return
+            wanted = self.columns if self.columns is not None else names
+            extras = [c for c in wanted if c not in (self.text_field, self.id_field)]
+            read = [self.text_field] + [c for c in [self.id_field, *extras] if c in names]
+            read = list(dict.fromkeys(read))
+            text_type = pf.schema_arrow.field(self.text_field).type
+            if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+                reason = (
+                    f"{uri}: line 0: column {self.text_field!r} is {text_type}, expected strings"
+                )
+                yield self._bad_only(uri, 0, reason, None)
+                return
+            offset = 0
+            rows_per_batch = 65536
+            for batch in pf.iter_batches(batch_size=rows_per_batch, columns=read):
+                numbers = pa.array(range(offset + 1, offset + 1 + batch.num_rows), pa.int64())
+                offset += batch.num_rows
+                table = pa.Table.from_batches([batch])
+                valid = pc.is_valid(table.column(self.text_field))
+                bad_lines = pc.filter(numbers, pc.invert(valid)).to_pylist()
+                bad = [
+                    (n, f"field {self.text_field!r} is null, expected a string", None)
+                    for n in bad_lines
+                ]
+                if bad:
+                    table = table.filter(valid)
+                    numbers = pc.filter(numbers, valid)
+                quarantine = self._quarantine(uri, bad)
+                text = table.column(self.text_field).cast(pa.string())
+                ids = table.column(self.id_field) if self.id_field in table.column_names else None
+                columns = {
+                    c: (table.column(c) if c in table.column_names else pa.nulls(table.num_rows))
+                    for c in extras
+                }
+                yield ReadResult(_assemble(shard, text, ids, numbers, columns), quarantine)
+
+    # -- quarantine ----------------------------------------------------------------------
+
+    def _quarantine(self, uri: str, bad: list[tuple[int, str, bytes | None]]) -> pa.Table:
+        if bad and self.strict:
+            n, why, _ = bad[0]
+            raise InputError(f"{uri}: line {n}: {why}")
+        return pa.table(
+            {
+                "source": pa.array([uri] * len(bad), pa.string()),
+                "line": pa.array([b[0] for b in bad], pa.int64()),
+                "reason": pa.array([f"{uri}: line {b[0]}: {b[1]}" for b in bad], pa.string()),
+                "raw": pa.array([_raw_text(b[2]) for b in bad], pa.string()),
+            },
+            schema=QUARANTINE_SCHEMA,
+        )
+
+    def _bad_only(self, uri: str, line: int, reason: str, raw: str | None) -> ReadResult:
+        if self.strict:
+            raise InputError(reason)
+        quarantine = pa.table(
+            {"source": [uri], "line": [line], "reason": [reason], "raw": [raw]},
+            schema=QUARANTINE_SCHEMA,
+        )
+        return ReadResult(_empty_rows(), quarantine)
+
+
+# -- byte sources ------------------------------------------------------------------------
+
+
+def _plain_chunks(f, start: int, end: int | None) -> Iterator[bytes]:
+    """Bytes of every line starting in `[start, end)`, the last one read to its newline."""
+    rest = b""
+    pos = 0
+    if start > 0:
+        # The first owned line follows the first newline at or after byte start - 1.
+        f.seek(start - 1)
+        pos = start - 1
+        while True:
+            probe = f.read(_PROBE)
+            if not probe:
+                return
+            i = probe.find(b"\n")
+            if i >= 0:
+                pos += i + 1
+                rest = probe[i + 1 :]
+                break
+            pos += len(probe)
+    if end is None:
+        if rest:
+            yield rest
+        while chunk := f.read(_CHUNK):
+            yield chunk
+        return
+    last = b"\n"
+    while pos < end:
+        if rest:
+            chunk, rest = rest, b""
+        else:
+            chunk = f.read(min(_CHUNK, end - pos))
+            if not chunk:
+                return
+        if pos + len(chunk) <= end:
+            yield chunk
+            pos += len(chunk)
+            last = chunk[-1:]
+            continue
+        inside, over = chunk[: end - pos], chunk[end - pos :]
+        if inside:
+            yield inside
+            last = inside[-1:]
+        if last == b"\n":
+            return
+        i = over.find(b"\n")
+        if i >= 0:
+            yield over[: i + 1]
+            return
+        yield over
+        break
+    if last == b"\n":
+        return
+    # Finish the line that crosses `end`.
+    while probe := f.read(_PROBE):
+        i = probe.find(b"\n")
+        if i >= 0:
+            yield probe[: i + 1]
+            return
+        yield probe
+
+
+def _gzip_chunks(f) -> Iterator[bytes]:
+    stream = gzip.GzipFile(fileobj=f, mode="rb")
+    while True:
+        try:
+            chunk = stream.read(_CHUNK)
+        except EOFError:
+            raise _Damaged() from None
+        except (gzip.BadGzipFile, zlib.error) as err:
+            raise _Damaged(str(err)) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def _zstd_chunks(f) -> Iterator[bytes]:
+    dctx = zstandard.ZstdDecompressor()
+    decoder = dctx.decompressobj()
+    in_frame = False
+    while raw := f.read(_CHUNK // 4):
+        while raw:
+            try:
+                out = decoder.decompress(raw)
+            except zstandard.ZstdError as err:
+                raise _Damaged(str(err)) from None
+            in_frame = True
+            if out:
+                yield out
+            if decoder.eof:
+                raw = decoder.unused_data
+                decoder = dctx.decompressobj()
+                in_frame = False
+            else:
+                raw = b""
+    if in_frame:
+        raise _Damaged()
+
+
+# -- table assembly ----------------------------------------------------------------------
+
+
+def _assemble(shard: Shard, text, ids, numbers, extras: dict) -> pa.Table:
+    """The output table: id, text, source, _order, then the extra fields."""
+    n = len(text)
+    numbers = pa.array(numbers, pa.int64()) if isinstance(numbers, list) else numbers
+    prefix = _id_prefix(shard.uri)
+    if ids is None:
+        id_array = pc.binary_join_element_wise(prefix, numbers.cast(pa.string()), "-")
+    elif isinstance(ids, list):
+        id_array = pa.array(
+            [
+                (v if type(v) is str else _id_string(v)) if v is not None else f"{prefix}-{k}"
+                for v, k in zip(ids, numbers.to_pylist(), strict=True)
+            ],
+            pa.string(),
+        )
+    else:
+        as_text = ids.cast(pa.string()) if not pa.types.is_string(ids.type) else ids
+        generated = pc.binary_join_element_wise(prefix, numbers.cast(pa.string()), "-")
+        id_array = pc.if_else(pc.is_valid(as_text), as_text, generated)
+    order = pc.add(numbers, pa.scalar(shard.file_index << 32, pa.int64()))
+    columns = {
+        "id": id_array,
+        "text": pa.array(text, pa.string()) if isinstance(text, list) else text,
+        "source": pa.array([shard.uri] * n, pa.string()),
+        "_order": order,
+    }
+    for key, values in extras.items():
+        name = key
+        while name in columns:
+            name = f"input_{name}"
+        columns[name] = values
+    return pa.table(columns)
+
+
+def _to_arrow(values: list) -> pa.Array:
+    """An Arrow array for one JSON field; mixed types fall back to JSON text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array(
+            [None if v is None else orjson.dumps(v).decode() for v in values], pa.string()
+        )
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    if not tables:
+        return _empty_rows()
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # A field typed differently in two batches: keep it as JSON text everywhere.
+        types: dict[str, set] = {}
+        for t in tables:
+            for field in t.schema:
+                types.setdefault(field.name, set()).add(field.type)
+        mixed = {name for name, ts in types.items() if len(ts - {pa.null()}) > 1}
+        fixed = []
+        for t in tables:
+            for name in mixed & set(t.column_names):
+                values = t.column(name).to_pylist()
+                t = t.set_column(
+                    t.schema.get_field_index(name),
+                    name,
+                    pa.array(
+                        [None if v is None else orjson.dumps(v).decode() for v in values],
+                        pa.string(),
+                    ),
+                )
+            fixed.append(t)
+        return pa.concat_tables(fixed, promote_options="permissive")
+
+
+def _empty_rows() -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array([], pa.string()),
+            "text": pa.array([], pa.string()),
+            "source": pa.array([], pa.string()),
+            "_order": pa.array([], pa.int64()),
+        }
+    )
+
+
+def _id_prefix(uri: str) -> str:
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    found = detect_format(name)
+    stem = name
+    if found:
+        lower = name.lower()
+        for ext in (".jsonl", ".json", ".ndjson", ".parquet"):
+            i = lower.find(ext)
+            if i > 0:
+                stem = name[:i]
+                break
+    return f"{stem}-{xxhash.xxh64_hexdigest(uri.encode())[:8]}"
+
+
+def _id_string(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _why_unparsable(raw: bytes, err: Exception) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"invalid UTF-8 at byte {bad.start}"
+    return f"invalid JSON: {err}"
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _raw_text(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    return raw[: _RAW_CHARS * 4].decode("utf-8", "replace")[:_RAW_CHARS]
+
+
+def empty_quarantine() -> pa.Table:
+    return QUARANTINE_SCHEMA.empty_table()
