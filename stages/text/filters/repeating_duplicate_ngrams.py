@@ -1,0 +1,81 @@
+"""RepeatingDuplicateNGramsFilter: drop documents whose characters sit mostly in repeated
+n-grams (Gopher)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from stages.base import Filter, text_column
+from stages.text.filters import ngrams
+
+
+class RepeatingDuplicateNGramsFilter(Filter):
+    """Share of a document's characters covered by n-grams seen earlier in it.
+
+    Words are `str.split()` words. An n-gram occurrence is a duplicate when the same n
+    words occurred before in the document. A word counts when some duplicate occurrence
+    covers it; the space between two consecutive words counts when one duplicate
+    occurrence covers both. Score = (characters of the counted words + counted spaces) /
+    the text's length in characters. Keep when score <=
+    `max_repeating_duplicate_ngram_ratio` (inclusive). A document with fewer than `n` words
+    (empty, whitespace-only, null included) scores 1.0 and is dropped.
+
+    Rule from Gopher (Rae et al. 2021, table A1: fraction of characters in duplicate
+    n-grams, n = 5..10); same score, thresholds and keep rule as NeMo Curator's
+    `RepeatingDuplicateNGramsFilter` (defaults n=2, 0.2). n-grams are compared by 64-bit
+    hash (see `stages.text.filters.ngrams`); which occurrence is "first" is decided by
+    position, so the score does not depend on hashing or the batch.
+    """
+
+    def __init__(
+        self,
+        n: int = 2,
+        max_repeating_duplicate_ngram_ratio: float = 0.2,
+        lang: str = "en",
+        text_field: str = "text",
+        keep_score: bool = False,
+    ) -> None:
+        if n < 1:
+            raise ValueError(f"RepeatingDuplicateNGramsFilter: n must be at least 1, got {n}")
+        if lang.lower() in ("zh", "ja"):
+            raise ValueError(
+                f"RepeatingDuplicateNGramsFilter: lang={lang!r} needs a word segmenter; only "
+                "space-separated languages are supported"
+            )
+        self.n = n
+        self.max_repeating_duplicate_ngram_ratio = max_repeating_duplicate_ngram_ratio
+        self.lang = lang
+        self.text_field = text_field
+        self.keep_score = keep_score
+
+    @property
+    def stage_name(self) -> str:
+        return self.name or f"{type(self).__name__}_{self.n}"
+
+    def score(self, batch: pa.Table) -> np.ndarray:
+        n = self.n
+        words = ngrams.split_words(text_column(batch, self.text_field, self.stage_name))
+        scores = np.ones(words.n_docs, dtype=np.float64)
+        hashes, valid = ngrams.ngram_hashes(words, n)
+        starts = np.flatnonzero(valid)
+        if len(starts) == 0:
+            return scores
+        duplicate = np.zeros(len(words.words), dtype=bool)
+        duplicate[starts] = ~ngrams.first_occurrences(words.doc[starts], hashes[starts])
+        # Rolling "any duplicate start in a window ending at word k", from a prefix sum.
+        # Windows never reach into the previous document: a valid start there ends in it.
+        seen = np.concatenate([[0], np.cumsum(duplicate)])
+        k = np.arange(len(duplicate))
+        covered = seen[k + 1] > seen[np.maximum(k - n + 1, 0)]
+        space_after = seen[k + 1] > seen[np.maximum(k - n + 2, 0)] if n > 1 else 0
+        word_chars = words.words.str.len_chars().to_numpy()
+        duplicated = covered * word_chars + space_after
+        per_doc = np.bincount(words.doc, weights=duplicated, minlength=words.n_docs)
+        text_chars = words.texts.str.len_chars().to_numpy()
+        has_ngram = words.counts >= n
+        scores[has_ngram] = per_doc[has_ngram] / text_chars[has_ngram]
+        return scores
+
+    def keep(self, scores: np.ndarray) -> np.ndarray:
+        return scores <= self.max_repeating_duplicate_ngram_ratio
