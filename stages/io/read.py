@@ -8,7 +8,6 @@ quarantine record naming the file and line, and the good rows around it are kept
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -353,39 +352,40 @@ def _plain_chunks(f, start: int, end: int | None) -> Iterator[bytes]:
 
 
 def _gzip_chunks(f) -> Iterator[bytes]:
-    stream = gzip.GzipFile(fileobj=f, mode="rb")
-    while True:
-        try:
-            chunk = stream.read(_CHUNK)
-        except EOFError:
-            raise _Damaged() from None
-        except (gzip.BadGzipFile, zlib.error) as err:
-            raise _Damaged(str(err)) from None
-        if not chunk:
-            return
-        yield chunk
+    return _decoded_chunks(f, lambda: zlib.decompressobj(zlib.MAX_WBITS | 16), zlib.error)
 
 
 def _zstd_chunks(f) -> Iterator[bytes]:
     dctx = zstandard.ZstdDecompressor()
-    decoder = dctx.decompressobj()
-    in_frame = False
+    return _decoded_chunks(f, dctx.decompressobj, zstandard.ZstdError)
+
+
+def _decoded_chunks(f, new_decoder, error: type[Exception]) -> Iterator[bytes]:
+    """Decompressed bytes of a stream of one or more members (gzip) or frames (zstd).
+
+    Everything decoded before damage is yielded first; then `_Damaged` is raised: with no
+    detail when the input ends inside a member, with the decoder's message when corrupt.
+    """
+    decoder = new_decoder()
+    inside = False
     while raw := f.read(_CHUNK // 4):
         while raw:
+            if not inside and not raw.strip(b"\0"):
+                break  # zero padding after the last member, as `gzip` writes on tapes
             try:
                 out = decoder.decompress(raw)
-            except zstandard.ZstdError as err:
+            except error as err:
                 raise _Damaged(str(err)) from None
-            in_frame = True
+            inside = True
             if out:
                 yield out
             if decoder.eof:
                 raw = decoder.unused_data
-                decoder = dctx.decompressobj()
-                in_frame = False
+                decoder = new_decoder()
+                inside = False
             else:
                 raw = b""
-    if in_frame:
+    if inside:
         raise _Damaged()
 
 
