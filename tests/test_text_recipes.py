@@ -16,10 +16,10 @@ from stages.text.recipes import (
     step_label,
 )
 
+NEMO_CONFIGS = "lib/python*/site-packages/nemo_curator/config/text"
 NEMO_YAML = next(
     (Path(__file__).resolve().parent.parent / ".bench-venvs" / "nemo").glob(
-        "lib/python*/site-packages/nemo_curator/config/text/"
-        "heuristic_filter_english_pipeline.yaml"
+        f"{NEMO_CONFIGS}/heuristic_filter_english_pipeline.yaml"
     ),
     None,
 )
