@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -25,8 +26,7 @@ def _quiet_environment(verbose: bool) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
-        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+        logging.getLogger("curate").setLevel(logging.WARNING)
 
 
 def _add_text_arguments(p: argparse.ArgumentParser, *, demo: bool = False) -> None:

@@ -340,6 +340,8 @@ def run_pipeline(
     import ray.data
 
     init_ray()
+    if not log.isEnabledFor(logging.INFO):
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.enable_operator_progress_bars = False

@@ -27,9 +27,9 @@ from flows import storage
 from flows.engine import RunReport, StageMetrics, run_pipeline
 from stages.base import Stage
 from stages.io.commit import VersionWriter
+from stages.io.fs import write_bytes_atomic
 from stages.io.read import ShardReader
 from stages.io.shards import Shard, plan_shards
-from stages.io.write import write_parquet
 
 log = logging.getLogger("curate.text")
 
@@ -161,42 +161,42 @@ def _describe_inputs(shards: list[Shard], options: dict) -> list[dict]:
 
 class _FinalSink:
     """Writes a shard's rows and quarantined rows into the output version, then commits
-    the shard (marker written after its files)."""
+    the shard (its marker is written after its files)."""
 
     def __init__(self, output: str, version: str, options: dict):
         self.output, self.version, self.options = output, version, options
 
     def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
         writer = VersionWriter(self.output, self.version, storage_options=self.options)
-        files = []
-        if table.num_rows:
-            rel = f"part-{shard.key}-0.parquet"
-            nbytes = write_parquet(table, storage.join(writer.uri, rel), self.options)
-            files.append({"path": rel, "rows": table.num_rows, "bytes": nbytes})
-        quarantined = _write_quarantine(writer.uri, shard, quarantine, self.options)
-        result = _shard_result(shard, table, quarantine, metrics, files, quarantined)
-        writer.commit_shard(shard.key, files, result)
+        files = [writer.write_part(shard.key, table)] if table.num_rows else []
+        bad = [writer.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
+        result = _shard_result(shard, table, quarantine, metrics, files)
+        writer.commit_shard(shard.key, files, result, quarantine=bad)
         return result
 
 
 class _StagingSink:
-    """Pass 1 of a deduplicated run: keeps the hash columns, writes under `_work/`."""
+    """Pass 1 of a deduplicated run: writes under `<version>/_work/`, keeping the hash
+    columns that the dedup pass needs."""
 
     def __init__(self, staging_root: str, options: dict):
         self.root, self.options = staging_root, options
 
     def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
-        writer = VersionWriter(self.root, "filtered", storage_options=self.options)
-        rel = f"part-{shard.key}-0.parquet"
+        writer = VersionWriter(self.root, STAGING, storage_options=self.options)
+        rel = writer.part_path(shard.key)
         nbytes = _write_all_columns(table, storage.join(writer.uri, rel), self.options)
         files = [{"path": rel, "rows": table.num_rows, "bytes": nbytes}]
-        quarantined = _write_quarantine(writer.uri, shard, quarantine, self.options)
-        result = _shard_result(shard, table, quarantine, metrics, files, quarantined)
-        writer.commit_shard(shard.key, files, result)
+        bad = [writer.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
+        result = _shard_result(shard, table, quarantine, metrics, files)
+        writer.commit_shard(shard.key, files, result, quarantine=bad)
         return result
 
 
-def _shard_result(shard, table, quarantine, metrics, files, quarantine_files) -> dict:
+STAGING = "filtered"
+
+
+def _shard_result(shard, table, quarantine, metrics, files) -> dict:
     read = next((m for m in metrics if m["stage"] == "read"), None)
     return {
         "shard": shard.key,
@@ -204,18 +204,8 @@ def _shard_result(shard, table, quarantine, metrics, files, quarantine_files) ->
         "rows_quarantined": quarantine.num_rows,
         "rows_written": table.num_rows,
         "bytes_written": sum(f["bytes"] for f in files),
-        "files": files,
-        "quarantine": quarantine_files,
         "metrics": metrics,
     }
-
-
-def _write_quarantine(version_uri: str, shard: Shard, quarantine: pa.Table, options) -> list:
-    if not quarantine.num_rows:
-        return []
-    rel = f"quarantine/part-{shard.key}.parquet"
-    nbytes = _write_all_columns(quarantine, storage.join(version_uri, rel), options)
-    return [{"path": rel, "rows": quarantine.num_rows, "bytes": nbytes}]
 
 
 def _write_all_columns(table: pa.Table, uri: str, options: dict) -> int:
@@ -276,14 +266,14 @@ def filter_pass(params: TextParams, plan: TextPlan) -> RunReport:
     if params.exact_dedup:
         root = _staging_root(plan)
         sink = _StagingSink(root, options)
-        writer = VersionWriter(root, "filtered", storage_options=options)
+        writer = VersionWriter(root, STAGING, storage_options=options)
     else:
         sink = _FinalSink(plan.output, plan.version, options)
         writer = VersionWriter(plan.output, plan.version, storage_options=options)
     report = RunReport(shards_total=len(plan.shards))
     done = writer.done_shards()
-    for stats in done.values():
-        report.add_shard(stats)
+    for marker in done.values():
+        report.add_shard(marker["stats"])
     pending = [s for s in plan.shards if s.key not in done]
     report.shards_skipped = len(plan.shards) - len(pending)
 
@@ -311,7 +301,7 @@ def dedup_pass(params: TextParams, plan: TextPlan) -> tuple[pa.Table, StageMetri
     from stages.dedup.exact import select_exact_duplicates
 
     options = storage.storage_options()
-    writer = VersionWriter(_staging_root(plan), "filtered", storage_options=options)
+    writer = VersionWriter(_staging_root(plan), STAGING, storage_options=options)
     files = [
         storage.join(writer.uri, f["path"])
         for marker in writer.done_shards().values()
@@ -351,7 +341,7 @@ def dedup_pass(params: TextParams, plan: TextPlan) -> tuple[pa.Table, StageMetri
         )
     )
     for marker in writer.done_shards().values():
-        rows_in += marker["rows_written"]
+        rows_in += marker["stats"]["rows_written"]
     metrics = StageMetrics(
         "ExactDedup",
         rows_in=rows_in,
@@ -370,13 +360,13 @@ def write_pass(params: TextParams, plan: TextPlan, removed: pa.Table) -> RunRepo
     """Pass 3 of a deduplicated run: copy each staged shard into the output version
     without its duplicates, and commit it."""
     options = storage.storage_options()
-    staging = VersionWriter(_staging_root(plan), "filtered", storage_options=options)
+    staging = VersionWriter(_staging_root(plan), STAGING, storage_options=options)
     staged = staging.done_shards()
     final = VersionWriter(plan.output, plan.version, storage_options=options)
     done = final.done_shards()
     report = RunReport(shards_total=len(plan.shards))
-    for stats in done.values():
-        report.add_shard(stats)
+    for marker in done.values():
+        report.add_shard(marker["stats"])
     pending = [s for s in plan.shards if s.key not in done]
     report.shards_skipped = len(plan.shards) - len(pending)
     drop = pa.array(removed.column("_order").to_numpy(), pa.int64())
@@ -399,13 +389,7 @@ def write_pass(params: TextParams, plan: TextPlan, removed: pa.Table) -> RunRepo
         q = pa.concat_tables(quarantine) if quarantine else _EMPTY_QUARANTINE
         return table.drop_columns([c for c in table.column_names if c.startswith("_")]), q
 
-    class _Sink(_FinalSink):
-        def __call__(self, shard, table, quarantine, metrics):
-            result = super().__call__(shard, table, quarantine, [])
-            # The read/filter counts of this shard were counted in pass 1.
-            return result
-
-    _run("write", pending, read, [], _Sink(plan.output, plan.version, options), report)
+    _run("write", pending, read, [], _FinalSink(plan.output, plan.version, options), report)
     return report
 
 
@@ -450,33 +434,48 @@ def finish_text(params: TextParams, plan: TextPlan, flow_run_id: str | None) -> 
 
 
 def commit_text(params, plan, report, flow_run_id, removed) -> dict:
+    """Write the side files (duplicates audit, report), then the manifest, last."""
+    from flows.lineage import markdown_report
+
     options = storage.storage_options()
     final = VersionWriter(plan.output, plan.version, storage_options=options)
     extra: dict[str, Any] = {"stages": [m.to_dict() for m in report.stages.values()]}
+    side = []
     if removed is not None:
-        rel = "duplicates.parquet"
         audit = removed.select(["id", "duplicate_of", "_hash"]).rename_columns(
             ["id", "duplicate_of", "hash"]
         )
-        nbytes = _write_all_columns(audit, storage.join(final.uri, rel), options)
-        extra["duplicates"] = {"path": rel, "rows": audit.num_rows, "bytes": nbytes}
+        nbytes = _write_all_columns(audit, storage.join(final.uri, DUPLICATES), options)
+        side.append({"path": DUPLICATES, "rows": audit.num_rows, "bytes": nbytes})
+    text = markdown_report(
+        "curate-text",
+        report,
+        {"version": plan.version, "code_version": storage.code_version()},
+        final.uri,
+    )
+    nbytes = write_bytes_atomic(storage.join(final.uri, REPORT), text.encode(), options)
+    side.append({"path": REPORT, "rows": 0, "bytes": nbytes})
     manifest = final.commit(
         inputs=plan.inputs,
         parameters=plan.parameters,
         code_version=storage.code_version(),
         flow_run_id=flow_run_id,
         extra=extra,
+        extra_files=side,
     )
-    if params.exact_dedup:
-        fs, path = fsspec.core.url_to_fs(_staging_root(plan), **options)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+    fs, path = fsspec.core.url_to_fs(_staging_root(plan), **options)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
     return manifest
+
+
+DUPLICATES = "duplicates.parquet"
+REPORT = "report.md"
 
 
 def report_from_manifest(manifest: dict) -> RunReport:
     report = RunReport()
-    for record in manifest.get("stages", []):
+    for record in manifest.get("extra", {}).get("stages", []):
         m = StageMetrics(
             record["stage"],
             record["rows_in"],
@@ -589,6 +588,7 @@ def _summary(manifest: dict, report: RunReport, version_uri: str, already: bool)
     return {
         "output": version_uri,
         "manifest": storage.join(version_uri, "_manifest.json"),
+        "report_uri": storage.join(version_uri, REPORT),
         "already_committed": already,
         "report": report.to_dict(),
     }

@@ -77,3 +77,12 @@ def ray_cluster():
     init_ray()
     yield
     shutdown_ray()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """Prefect's test harness: a temporary API and database for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -130,12 +130,15 @@ class VersionWriter:
         code_version: str,
         flow_run_id: str | None,
         extra: dict | None = None,
+        extra_files: list[dict] | None = None,
         set_latest: bool = True,
     ) -> dict:
         """Write `_manifest.json` from the shard markers, then point `<output>/_latest` here.
 
         Files under the version that no marker lists (left by a crashed attempt) are
-        deleted first. Committing a version that is already committed returns its
+        deleted first. `extra_files` (`[{"path", "rows", "bytes"}]`) are side files of the
+        version that are not data rows (an audit table, a report): they are kept and listed
+        under "extra_files". Committing a version that is already committed returns its
         manifest unchanged (and still updates `_latest`).
         """
         if self.is_committed():
@@ -150,7 +153,8 @@ class VersionWriter:
                 shards[key] = marker.get("stats", {})
             files.sort(key=lambda f: f["path"])
             quarantine.sort(key=lambda f: f["path"])
-            self._remove_unlisted({f["path"] for f in files + quarantine})
+            side = sorted(extra_files or [], key=lambda f: f["path"])
+            self._remove_unlisted({f["path"] for f in files + quarantine + side})
             manifest = {
                 "format": MANIFEST_FORMAT,
                 "version": self.version,
@@ -160,6 +164,7 @@ class VersionWriter:
                 "quarantined_rows": sum(f.get("rows", 0) for f in quarantine),
                 "files": files,
                 "quarantine": quarantine,
+                "extra_files": side,
                 "shards": shards,
                 "inputs": inputs,
                 "parameters": parameters,

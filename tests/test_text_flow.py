@@ -1,0 +1,158 @@
+"""The text flow end to end: Prefect (test harness) + local Ray + an S3 endpoint."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import s3fs
+from documents import english_documents
+
+from flows.text import TextParams, build_stages, curate_text
+from stages.io.commit import dataset_files, read_manifest
+from stages.io.read import ShardReader
+from stages.io.shards import plan_shards
+
+GERMAN = (
+    "Der Fluss war breit und langsam, und die alte Brücke knarrte unter dem Gewicht der "
+    "Wagen. Sie öffnete das Fenster, um die Morgenluft hereinzulassen, und hörte den Vögeln "
+    "im Garten zu. Unser Team hat die Temperatur des Wassers drei Tage lang jede Stunde "
+    "gemessen. Als die Bibliothek wegen Reparaturen geschlossen wurde, zogen die Studenten "
+    "mit ihrer Lerngruppe in das Café um. Er schrieb seiner Schwester einen kurzen Brief."
+)
+
+
+def _corpus() -> tuple[list[bytes], list[dict]]:
+    """Three input files' bytes: prose, junk, duplicates, a German document, bad lines."""
+    docs = english_documents(60, seed=1)
+    rows_a = [{"id": f"a{i}", "text": t} for i, t in enumerate(docs[:30])]
+    rows_b = [{"id": f"b{i}", "text": t} for i, t in enumerate(docs[30:])]
+    rows_b += [
+        {"id": "dup-1", "text": docs[3]},  # exact copy of a3
+        {"id": "dup-2", "text": docs[40]},  # exact copy of b10
+        {"id": "short", "text": "Too short to keep."},
+        {"id": "symbols", "text": "#### $$$ ### !!! ((( ))) " * 20},
+        {"id": "german", "text": GERMAN},
+    ]
+    lines_a = [json.dumps(r).encode() for r in rows_a]
+    lines_b = [json.dumps(r).encode() for r in rows_b]
+    lines_b.insert(5, b'{"id": "broken", "text": "unterminated')  # invalid JSON
+    lines_b.insert(9, b'{"id": "no-text"}')  # missing text field
+    file_a = b"\n".join(lines_a) + b"\n"
+    file_b = gzip.compress(b"\n".join(lines_b) + b"\n")
+    file_c = b""  # an empty file
+    return [file_a, file_b, file_c], rows_a + rows_b
+
+
+def _expected(input_uri: str, params: TextParams) -> tuple[list[str], dict[str, tuple]]:
+    """Independent count: the same stages applied in this process, one after the other,
+    with a plain-Python exact dedup (first occurrence kept)."""
+    reader = ShardReader(storage_options={})
+    tables = [reader.read(s).table for s in plan_shards(input_uri)]
+    table = pa.concat_tables(tables).sort_by("_order")
+    counts = {}
+    for stage in build_stages(params):
+        stage.setup()
+        before = table.num_rows
+        table = stage.process(table)
+        counts[stage.stage_name] = (before, table.num_rows)
+    seen, kept = set(), []
+    for row in table.select(["id", "text"]).to_pylist():
+        digest = hashlib.md5(row["text"].encode()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            kept.append(row["id"])
+    return sorted(kept), counts
+
+
+def _output_ids(uri: str) -> list[str]:
+    fs = s3fs.S3FileSystem(use_listings_cache=False)
+    ids = []
+    for f in dataset_files(uri):
+        with fs.open(f, "rb") as fh:
+            ids.extend(pq.read_table(fh, columns=["id"]).column("id").to_pylist())
+    return sorted(ids)
+
+
+def test_curate_text_on_s3_counts_match_an_independent_count(
+    s3_bucket, prefect_harness, ray_cluster
+):
+    fs = s3fs.S3FileSystem(use_listings_cache=False)
+    files, _ = _corpus()
+    for name, data in zip(["a.jsonl", "b.jsonl.gz", "c.jsonl"], files, strict=True):
+        fs.pipe(f"{s3_bucket}/raw/{name}", data)
+    params = TextParams(input=f"s3://{s3_bucket}/raw/*", output=f"s3://{s3_bucket}/curated")
+
+    summary = curate_text(params)
+
+    expected_ids, expected_counts = _expected(f"s3://{s3_bucket}/raw/*", params)
+    assert _output_ids(f"s3://{s3_bucket}/curated") == expected_ids
+    assert "dup-1" not in expected_ids and "a3" in expected_ids
+    assert "german" not in expected_ids and "short" not in expected_ids
+
+    manifest = read_manifest(f"s3://{s3_bucket}/curated")
+    assert manifest["version"] == summary["output"].rsplit("/", 1)[-1]
+    assert sum(f["rows"] for f in manifest["files"]) == len(expected_ids)
+    assert [i["uri"] for i in manifest["inputs"]] == [
+        f"s3://{s3_bucket}/raw/{n}" for n in ["a.jsonl", "b.jsonl.gz", "c.jsonl"]
+    ]
+    assert manifest["parameters"]["filters"] == "default"
+    assert manifest["code_version"]
+    assert manifest["flow_run_id"]
+
+    stages = {s["stage"]: s for s in manifest["extra"]["stages"]}
+    for name, (rows_in, rows_out) in expected_counts.items():
+        if name == "ExactDedupHash":
+            continue
+        assert (stages[name]["rows_in"], stages[name]["rows_out"]) == (rows_in, rows_out), name
+    dedup = stages["ExactDedup"]
+    assert dedup["rows_in"] - dedup["rows_out"] == 2
+
+    report = summary["report"]
+    assert report["rows_read"] == 65
+    assert report["rows_quarantined"] == 3  # invalid JSON, missing text, empty file
+    reasons = " ".join(r for q in manifest["quarantine"] for r in _reasons(fs, manifest, q))
+    assert "b.jsonl.gz" in reasons and "c.jsonl" in reasons
+
+    assert [f["path"] for f in manifest["extra_files"]] == ["duplicates.parquet", "report.md"]
+    duplicates = pq.read_table(
+        fs.open(f"{s3_bucket}/curated/{manifest['version']}/duplicates.parquet")
+    ).to_pylist()
+    assert {(d["id"], d["duplicate_of"]) for d in duplicates} == {("dup-1", "a3"), ("dup-2", "b10")}
+
+
+def _reasons(fs, manifest, entry) -> list[str]:
+    uri = entry["path"] if "://" in entry["path"] else None
+    path = uri or f"{manifest['uri'].removeprefix('s3://')}/{entry['path']}"
+    table = pq.read_table(fs.open(path.removeprefix("s3://"), "rb"))
+    return [
+        f"{s}: line {n}: {r}"
+        for s, n, r in zip(
+            *(table[c].to_pylist() for c in ("source", "line", "reason")), strict=True
+        )
+    ]
+
+
+def test_rerunning_a_committed_run_changes_nothing(s3_bucket, prefect_harness, ray_cluster):
+    fs = s3fs.S3FileSystem(use_listings_cache=False)
+    fs.pipe(f"{s3_bucket}/raw/a.jsonl", _corpus()[0][0])
+    params = TextParams(input=f"s3://{s3_bucket}/raw/a.jsonl", output=f"s3://{s3_bucket}/out")
+    first = curate_text(params)
+    second = curate_text(params)
+    assert second["already_committed"] is True
+    assert second["output"] == first["output"]
+    assert _output_ids(f"s3://{s3_bucket}/out") == sorted(f"a{i}" for i in range(30))
+
+
+def test_strict_mode_fails_naming_file_and_line(s3_bucket, prefect_harness, ray_cluster):
+    fs = s3fs.S3FileSystem(use_listings_cache=False)
+    fs.pipe(f"{s3_bucket}/raw/bad.jsonl", b'{"id": "x", "text": "fine"}\nnot json\n')
+    params = TextParams(
+        input=f"s3://{s3_bucket}/raw/bad.jsonl", output=f"s3://{s3_bucket}/out", strict=True
+    )
+    with pytest.raises(Exception, match=r"bad\.jsonl: line 2"):
+        curate_text(params)
