@@ -126,15 +126,9 @@ def test_curate_text_on_s3_counts_match_an_independent_count(
 
 
 def _reasons(fs, manifest, entry) -> list[str]:
-    uri = entry["path"] if "://" in entry["path"] else None
-    path = uri or f"{manifest['uri'].removeprefix('s3://')}/{entry['path']}"
-    table = pq.read_table(fs.open(path.removeprefix("s3://"), "rb"))
-    return [
-        f"{s}: line {n}: {r}"
-        for s, n, r in zip(
-            *(table[c].to_pylist() for c in ("source", "line", "reason")), strict=True
-        )
-    ]
+    path = f"{manifest['uri'].removeprefix('s3://')}/{entry['path']}"
+    table = pq.read_table(fs.open(path, "rb")).to_pylist()
+    return [f"{r['source']}: line {r['line']}: {r['reason']}" for r in table]
 
 
 def test_rerunning_a_committed_run_changes_nothing(s3_bucket, prefect_harness, ray_cluster):
