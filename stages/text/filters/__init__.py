@@ -8,3 +8,18 @@ from stages.text.filters.repeating_duplicate_ngrams import (  # noqa: F401
     RepeatingDuplicateNGramsFilter,
 )
 from stages.text.filters.repeating_top_ngrams import RepeatingTopNGramsFilter  # noqa: F401
+from stages.text.filters.boilerplate_string import BoilerPlateStringFilter  # noqa: F401
+from stages.text.filters.bullets import BulletsFilter  # noqa: F401
+from stages.text.filters.common_english_words import CommonEnglishWordsFilter  # noqa: F401
+from stages.text.filters.ellipsis import EllipsisFilter  # noqa: F401
+from stages.text.filters.long_word import LongWordFilter  # noqa: F401
+from stages.text.filters.mean_word_length import MeanWordLengthFilter  # noqa: F401
+from stages.text.filters.non_alpha_numeric import NonAlphaNumericFilter  # noqa: F401
+from stages.text.filters.numbers import NumbersFilter  # noqa: F401
+from stages.text.filters.parentheses import ParenthesesFilter  # noqa: F401
+from stages.text.filters.punctuation import PunctuationFilter  # noqa: F401
+from stages.text.filters.symbols_to_words import SymbolsToWordsFilter  # noqa: F401
+from stages.text.filters.urls import UrlsFilter  # noqa: F401
+from stages.text.filters.white_space import WhiteSpaceFilter  # noqa: F401
+from stages.text.filters.word_count import WordCountFilter  # noqa: F401
+from stages.text.filters.words_without_alphabets import WordsWithoutAlphabetsFilter  # noqa: F401

@@ -1,0 +1,59 @@
+"""`SymbolsToWordsFilter`: drop documents with too many hash or ellipsis words."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pyarrow as pa
+
+from stages.base import Filter, text_column
+from stages.text.filters.words import TextBytes, check_language, pack, ratio
+
+# Words that are an ellipsis by themselves.
+ELLIPSIS_WORDS = ("...", "[...]", "\u2026", "(...)", "[\u2026]", "-\u00bb")
+_ELLIPSIS_KEYS = np.array([pack(w) for w in ELLIPSIS_WORDS], dtype=np.uint64)
+_ELLIPSIS_BYTES = np.array(sorted({len(w.encode()) for w in ELLIPSIS_WORDS}))
+_HASH_RUN = re.compile("#+")
+
+
+def _is_hash_word(word: str) -> bool:
+    # More runs of '#' than half the word's characters ('#', '#a#', '#a#b#', ...).
+    return len(_HASH_RUN.findall(word)) / len(word) > 0.5
+
+
+class SymbolsToWordsFilter(Filter):
+    """Share of the words (`text.split()`) that are symbol words: an ellipsis (`...`, `…`,
+    `[...]`, `(...)`, `[…]`, `-»`) or a word whose number of `#` runs exceeds half its
+    length. A document without words scores 0.0 (NeMo Curator's filter raises on it).
+
+    Keep rule: `score <= max_symbol_to_word_ratio`. Gopher's symbol-to-word rule (Rae et
+    al. 2021); this matches NeMo Curator's `SymbolsToWordsFilter`.
+    """
+
+    def __init__(
+        self,
+        max_symbol_to_word_ratio: float = 0.1,
+        lang: str = "en",
+        text_field: str = "text",
+        keep_score: bool = False,
+    ):
+        check_language(lang, type(self).__name__)
+        self.max_symbol_to_word_ratio = max_symbol_to_word_ratio
+        self.lang = lang
+        self.text_field = text_field
+        self.keep_score = keep_score
+
+    def score(self, batch: pa.Table) -> np.ndarray:
+        text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
+        w = text.words
+        nbytes = w.end - w.start
+        short = np.flatnonzero(np.isin(nbytes, _ELLIPSIS_BYTES))
+        ellipsis = short[np.isin(text.word_keys(short), _ELLIPSIS_KEYS)]
+        hashed = np.flatnonzero((text.buf[w.start] == ord("#")) & (text.buf[w.end - 1] == ord("#")))
+        hashed = np.array([i for i in hashed if _is_hash_word(text.word_text(i))], dtype=np.int64)
+        symbols = text.rows_of_words(np.union1d(ellipsis, hashed).astype(np.int64))
+        return ratio(symbols, w.count, empty=0.0)
+
+    def keep(self, scores: np.ndarray) -> np.ndarray:
+        return scores <= self.max_symbol_to_word_ratio

@@ -1,0 +1,335 @@
+"""English word splitting shared by the text filters, vectorised over a batch.
+
+A *word* is what Python's `str.split()` returns with no argument: a maximal run of
+characters that are not whitespace, where whitespace is exactly the set `str.isspace()`
+accepts (ASCII `\\t\\n\\v\\f\\r`, the separators `\\x1c`-`\\x1f`, space, NEL, NBSP and the
+Unicode space separators). That is NeMo Curator's English word splitter, so counts built
+on these words match its filters.
+
+Two entry points:
+
+- `split_words(texts)`: the words of each text as a Polars `list[str]` Series (for
+  filters that need the word strings themselves, e.g. n-grams).
+- `TextBytes.from_column(texts)`: the whole batch as one UTF-8 byte buffer with row
+  boundaries, plus lazily computed word spans, line spans and per-character classes as
+  NumPy arrays. Counting filters use it: no per-document Python and no word strings.
+
+Null texts are treated as empty texts everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# `str.isspace()` characters, as a regex character-class body (Python 3.11, Unicode 14).
+WHITESPACE_CLASS = (
+    "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_NON_ASCII_WHITESPACE = np.array(
+    [0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000],
+    dtype=np.int64,
+)
+WORD_PATTERN = f"[^{WHITESPACE_CLASS}]+"
+
+
+def _as_string_array(texts: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One contiguous string array with nulls replaced by empty strings."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
+    if pa.types.is_null(texts.type):
+        texts = texts.cast(pa.string())
+    if texts.null_count:
+        texts = pc.fill_null(texts, "")
+    return texts
+
+
+def split_words(texts: pa.ChunkedArray | pa.Array) -> pl.Series:
+    """The words of each text, as `text.strip().split()` gives them, in a `list[str]` Series.
+
+    One entry per input row; a null or whitespace-only text gives an empty list.
+    """
+    series = pl.Series("words", _as_string_array(texts))
+    return series.str.extract_all(WORD_PATTERN).fill_null([])
+
+
+def check_language(lang: str, filter_name: str) -> None:
+    """Word splitting here is by whitespace; Chinese and Japanese need a segmenter."""
+    if lang.lower() in ("zh", "ja"):
+        raise NotImplementedError(
+            f"{filter_name}: lang={lang!r} needs a word segmenter; only whitespace-separated "
+            "languages are supported"
+        )
+
+
+def _segment_counts(sorted_positions: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+    """How many of `sorted_positions` fall in each half-open range [starts, ends)."""
+    return np.searchsorted(sorted_positions, ends) - np.searchsorted(sorted_positions, starts)
+
+
+def _segment_sums(mask: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sum of `mask` (0/1 per byte) over each range [starts, ends)."""
+    dtype = np.int32 if mask.size < 2**31 - 1 else np.int64
+    cumulative = np.zeros(mask.size + 1, dtype=dtype)
+    np.cumsum(mask, dtype=dtype, out=cumulative[1:])
+    return (cumulative[ends] - cumulative[starts]).astype(np.int64)
+
+
+# Code points beyond the regex engine's Unicode tables that NeMo Curator's `[[:alpha:]]`
+# (the `regex` package, a newer Unicode version) treats as alphabetic.
+_EXTRA_ALPHA_RANGES = (
+    "558 58B-58C 5C8-5C9 88F C5C CDC 208F 209D-209F A7CE-A7CF A7D2 A7D4 A7DD A7E2 A7F1 "
+    "AB6C-AB6D 107BB-107BF 10940-10959 10EC5-10EC7 10ECB-10ECD 10ED9-10EEE 10EF3 10EF5 "
+    "10EF7-10EF8 10EFA-10EFB 11B0A 11B60-11B67 11DB0-11DDB 11DF0-11DF1 1246F 12475-1247F "
+    "12550-12686 16EA0-16EB8 16EBB-16ED3 16FF2-16FF6 187F8-187FF 18CD6-18CDA 18D09-18D20 "
+    "18D80-18DF2 18E00-19191 191A0-191D2 1B123-1B128 1B168 1D6A6 1DF1F-1DF24 1DF2B-1DF81 "
+    "1DF90-1DF96 1DFCD-1DFFF 1E6C0-1E6DE 1E6E0-1E6F5 1E6FE-1E6FF 2B73A-2B73F 2B81E "
+    "2CEA2-2CEAD 323B0-33479 3D000-3FC3F"
+)
+ALPHA_CLASS = r"\p{Alphabetic}" + "".join(
+    "-".join(f"\\x{{{bound}}}" for bound in part.split("-")) for part in _EXTRA_ALPHA_RANGES.split()
+)
+_alpha_cache: dict[int, bool] = {}
+
+
+def is_alphabetic(codepoints: np.ndarray) -> np.ndarray:
+    """Whether each code point is alphabetic as the `[[:alpha:]]` POSIX class has it.
+
+    Classifies the distinct code points once with the regex engine and remembers them.
+    """
+    unique, inverse = np.unique(codepoints, return_inverse=True)
+    unknown = [int(cp) for cp in unique if int(cp) not in _alpha_cache]
+    if unknown:
+        chars = pl.Series([chr(cp) for cp in unknown])
+        flags = chars.str.contains(f"^[{ALPHA_CLASS}]$").to_list()
+        _alpha_cache.update(zip(unknown, flags, strict=True))
+    table = np.array([_alpha_cache[int(cp)] for cp in unique], dtype=bool)
+    return table[inverse].reshape(codepoints.shape)
+
+
+@dataclass
+class Words:
+    """Word spans of a batch: byte `start`/`end` (exclusive) into `TextBytes.buf`, `row`
+    (row index of each word) and `count` (words per row)."""
+
+    start: np.ndarray
+    end: np.ndarray
+    row: np.ndarray
+    count: np.ndarray
+
+
+class TextBytes:
+    """A batch of texts as one UTF-8 byte buffer `buf` with rows at `[starts, ends)`."""
+
+    def __init__(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, array: pa.Array):
+        self.buf = buf
+        self.starts = starts
+        self.ends = ends
+        self.array = array
+
+    @classmethod
+    def from_column(cls, texts: pa.ChunkedArray | pa.Array) -> TextBytes:
+        array = _as_string_array(texts)
+        width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+        if pa.types.is_string_view(array.type):
+            array = array.cast(pa.large_string())
+            width = np.int64
+        offsets = np.frombuffer(array.buffers()[1], dtype=width)
+        offsets = offsets[array.offset : array.offset + len(array) + 1].astype(np.int64)
+        data = array.buffers()[2]
+        buf = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        first, last = (int(offsets[0]), int(offsets[-1])) if len(offsets) else (0, 0)
+        buf = buf[first:last]
+        offsets = offsets - first
+        return cls(buf, offsets[:-1], offsets[1:], array)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.starts)
+
+    def segment_sums(self, mask: np.ndarray) -> np.ndarray:
+        """Per row, the number of bytes set in `mask` (one entry per byte of `buf`)."""
+        return _segment_sums(mask, self.starts, self.ends)
+
+    def segment_sums_at(self, mask: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        """The number of bytes set in `mask` within each span [starts, ends) of `buf`."""
+        return _segment_sums(mask, starts, ends)
+
+    @cached_property
+    def series(self) -> pl.Series:
+        """The texts as a Polars Series (nulls already empty strings)."""
+        return pl.Series("text", self.array)
+
+    @cached_property
+    def padded(self) -> np.ndarray:
+        """`buf` followed by 16 zero bytes, so fixed-width windows never run off the end."""
+        return np.concatenate([self.buf, np.zeros(16, np.uint8)])
+
+    @cached_property
+    def has_non_ascii(self) -> bool:
+        return bool(self.buf.size) and bool(self.buf.max() >= 0x80)
+
+    @cached_property
+    def char_counts(self) -> np.ndarray:
+        """Characters (code points) per row, as `len(text)` counts them."""
+        return pc.utf8_length(self.array).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    @cached_property
+    def non_ascii_chars(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(byte position, code point, byte length) of every non-ASCII character."""
+        if not self.has_non_ascii:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty
+        pos = np.flatnonzero(self.buf >= 0xC0)
+        b = self.padded
+        b0 = b[pos].astype(np.int64)
+        b1 = b[pos + 1].astype(np.int64) & 0x3F
+        b2 = b[pos + 2].astype(np.int64) & 0x3F
+        b3 = b[pos + 3].astype(np.int64) & 0x3F
+        length = np.where(b0 < 0xE0, 2, np.where(b0 < 0xF0, 3, 4))
+        cp = np.where(
+            length == 2,
+            ((b0 & 0x1F) << 6) | b1,
+            np.where(
+                length == 3,
+                ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
+                ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3,
+            ),
+        )
+        return pos, cp, length
+
+    def _mark_chars(self, mask: np.ndarray, pos: np.ndarray, length: np.ndarray) -> None:
+        """Set `mask` on every byte of the characters starting at `pos`."""
+        for k in range(4):
+            hit = pos[length > k] + k
+            mask[hit] = True
+
+    @cached_property
+    def is_space(self) -> np.ndarray:
+        """Per byte: part of a whitespace character (`str.isspace()`)."""
+        b = self.buf
+        space = (np.subtract(b, 9, dtype=np.uint8) < 5) | (np.subtract(b, 28, dtype=np.uint8) < 5)
+        pos, cp, length = self.non_ascii_chars
+        if pos.size:
+            hit = np.isin(cp, _NON_ASCII_WHITESPACE)
+            if hit.any():
+                self._mark_chars(space, pos[hit], length[hit])
+        return space
+
+    @cached_property
+    def space_char_counts(self) -> np.ndarray:
+        """Whitespace characters per row."""
+        b = self.buf
+        space = (np.subtract(b, 9, dtype=np.uint8) < 5) | (np.subtract(b, 28, dtype=np.uint8) < 5)
+        pos, cp, _ = self.non_ascii_chars
+        if pos.size:
+            hit = np.isin(cp, _NON_ASCII_WHITESPACE)
+            if hit.any():
+                space[pos[hit]] = True
+        return _segment_sums(space, self.starts, self.ends)
+
+    @cached_property
+    def words(self) -> Words:
+        """The spans of the words of every row (see the module docstring)."""
+        space = self.is_space
+        n = space.size
+        word = ~space
+        prev_space = np.ones(n, dtype=bool)
+        prev_space[1:] = space[:-1]
+        next_space = np.ones(n, dtype=bool)
+        next_space[:-1] = space[1:]
+        nonempty = self.ends > self.starts
+        prev_space[self.starts[nonempty]] = True
+        next_space[self.ends[nonempty] - 1] = True
+        start = np.flatnonzero(word & prev_space)
+        end = np.flatnonzero(word & next_space) + 1
+        count = _segment_counts(start, self.starts, self.ends)
+        row = np.repeat(np.arange(self.num_rows), count)
+        return Words(start=start, end=end, row=row, count=count)
+
+    @cached_property
+    def word_char_lengths(self) -> np.ndarray:
+        """Length in characters of every word of `words`."""
+        w = self.words
+        lengths = w.end - w.start
+        if self.has_non_ascii:
+            continuation = (self.buf & 0xC0) == 0x80
+            lengths = lengths - _segment_sums(continuation, w.start, w.end)
+        return lengths
+
+    @cached_property
+    def lines(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first word index, last word index) of every non-blank line, in order.
+
+        Lines are what `text.split("\\n")` gives; a line is non-blank when it has a word.
+        """
+        w = self.words
+        if w.start.size == 0:
+            empty = np.zeros(0, np.int64)
+            return empty, empty
+        newlines = np.flatnonzero(self.buf == 10)
+        line_of_word = np.searchsorted(newlines, w.start)
+        new_line = np.ones(w.start.size, dtype=bool)
+        new_line[1:] = (line_of_word[1:] != line_of_word[:-1]) | (w.row[1:] != w.row[:-1])
+        first = np.flatnonzero(new_line)
+        last = np.empty_like(first)
+        last[:-1] = first[1:] - 1
+        last[-1] = w.start.size - 1
+        return first, last
+
+    @cached_property
+    def line_counts(self) -> np.ndarray:
+        """Non-blank lines per row."""
+        first, _ = self.lines
+        return np.bincount(self.words.row[first], minlength=self.num_rows).astype(np.int64)
+
+    def rows_of_words(self, word_index: np.ndarray) -> np.ndarray:
+        """Per row, how many of the words `word_index` (any order) it holds."""
+        return np.bincount(self.words.row[word_index], minlength=self.num_rows).astype(np.int64)
+
+    def windows(self, ends: np.ndarray, width: int) -> np.ndarray:
+        """The `width` bytes before each position in `ends` (zero bytes before the buffer)."""
+        padded = np.concatenate([np.zeros(width, np.uint8), self.buf])
+        return padded[ends[:, None] + np.arange(width)[None, :]]
+
+    def word_keys(self, index: np.ndarray, width: int = 8) -> np.ndarray:
+        """The first `width` (4 or 8) bytes of each word in `index`, zero-padded past the
+        word's end, packed little-endian into one integer per word."""
+        w = self.words
+        start = w.start[index]
+        window = self.padded[start[:, None] + np.arange(width)[None, :]]
+        window[np.arange(width)[None, :] >= (w.end[index] - start)[:, None]] = 0
+        return np.ascontiguousarray(window).view(f"<u{width}").ravel()
+
+    @cached_property
+    def first_word_of_row(self) -> np.ndarray:
+        """Index of the first word of each row (meaningful where the row has words)."""
+        count = self.words.count
+        return np.cumsum(count) - count
+
+    def word_text(self, index: int) -> str:
+        """The text of word `index` (for rare cases checked one by one)."""
+        w = self.words
+        return self.buf[w.start[index] : w.end[index]].tobytes().decode("utf-8")
+
+
+def pack(word: str, width: int = 8) -> int:
+    """`word` packed the way `TextBytes.word_keys` packs words (its UTF-8 bytes, zero-padded)."""
+    data = word.encode("utf-8")
+    if len(data) > width:
+        raise ValueError(f"{word!r} is longer than {width} bytes")
+    return int.from_bytes(data.ljust(width, b"\0"), "little")
+
+
+def ratio(numerator: np.ndarray, denominator: np.ndarray, empty: float) -> np.ndarray:
+    """`numerator / denominator` as float64, with `empty` where the denominator is 0."""
+    num = np.asarray(numerator, dtype=np.float64)
+    den = np.asarray(denominator, dtype=np.float64)
+    out = np.full(num.shape, empty, dtype=np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
