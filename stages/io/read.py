@@ -86,7 +86,7 @@ class ShardReader:
         parts = list(self.iter_batches(shard))
         return ReadResult(
             table=_concat([p.table for p in parts]),
-            quarantine=pa.concat_tables([p.quarantine for p in parts]),
+            quarantine=pa.concat_tables([empty_quarantine()] + [p.quarantine for p in parts]),
         )
 
     def iter_batches(self, shard: Shard) -> Iterator[ReadResult]:
