@@ -160,14 +160,16 @@ def _python_files(root: str) -> list[str]:
     return sorted(files)
 
 
-def _python_sources(workers: int) -> Iterator[tuple[str, list[tuple[str, bool]]]]:
+def _python_sources(
+    workers: int, site_packages: bool
+) -> Iterator[tuple[str, list[tuple[str, bool]]]]:
     paths = sysconfig.get_paths()
     stdlib = paths["stdlib"]
     site = paths["purelib"]
     jobs: list[tuple[str, str]] = []
     for path in _python_files(stdlib):
         jobs.append((f"python-stdlib:{os.path.relpath(path, stdlib)}", path))
-    if os.path.realpath(site) != os.path.realpath(stdlib) and os.path.isdir(site):
+    if site_packages and os.path.isdir(site) and os.path.realpath(site) != os.path.realpath(stdlib):
         for path in _python_files(site):
             jobs.append((f"python-site:{os.path.relpath(path, site)}", path))
     if workers > 1:
@@ -218,12 +220,13 @@ def documentation_sections(
     *,
     share_dir: str = SHARE_DIR,
     workers: int | None = None,
+    site_packages: bool = True,
 ) -> Iterator[dict]:
     """Yield `{"id", "text", "source"}` documents from the sources in the module doc.
 
     Deterministic: the same machine gives the same documents in the same order. `limit`
     stops after that many documents; `workers` processes parse Python files (default: the
-    CPU count, at most 4).
+    CPU count, at most 4); `site_packages=False` leaves out the third-party docstrings.
     """
     if limit is not None and limit <= 0:
         return
@@ -233,7 +236,7 @@ def documentation_sections(
     count = 0
 
     def files() -> Iterator[tuple[str, list[tuple[str, bool]]]]:
-        yield from _python_sources(workers)
+        yield from _python_sources(workers, site_packages)
         yield from _text_sources(share_dir)
 
     for source, blocks in files():
