@@ -78,7 +78,7 @@ class Shard:
 
 def _list_input(item: str, storage_options: dict | None) -> list[tuple[str, int | None]]:
     """Files named by one input: (uri, size or None). Raises InputNotFound when none."""
-    from stages.io.commit import MANIFEST, dataset_files, is_dataset
+    from stages.io.commit import MANIFEST, SHARDS_DIR, dataset_files, is_dataset
 
     fs, path = filesystem(item, storage_options)
     if any(c in path for c in _GLOB_CHARS):
@@ -96,6 +96,10 @@ def _list_input(item: str, storage_options: dict | None) -> list[tuple[str, int 
     if fs.isdir(path):
         if is_dataset(item, storage_options):
             return [(uri, None) for uri in dataset_files(item, storage_options)]
+        if fs.exists(f"{path.rstrip('/')}/{SHARDS_DIR}"):
+            raise InputNotFound(
+                f"{item}: an uncommitted dataset version (shard markers but no {MANIFEST})"
+            )
         found = fs.find(path, detail=True)
         files = [
             (to_uri(fs, p), info.get("size"))
