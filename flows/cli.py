@@ -25,8 +25,20 @@ def _quiet_environment(verbose: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         logging.getLogger("curate").setLevel(logging.WARNING)
+
+
+def _silence_prefect_console() -> None:
+    """Prefect's console logs (tracebacks included) stay out of the terminal unless -v;
+    the logs still reach the Prefect API and UI, and failures print one line here."""
+    import prefect  # noqa: F401  (sets up Prefect's logging)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for name in list(logging.root.manager.loggerDict) + ["prefect", ""]:
+        logger = logging.getLogger(name)
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.CRITICAL)
 
 
 def _add_text_arguments(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
@@ -83,7 +95,7 @@ def _text_params(args: argparse.Namespace, input_uri: str):
     )
 
 
-def _run_text(params, as_json: bool) -> dict:
+def _run_text(params, as_json: bool, verbose: bool) -> dict:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -110,6 +122,8 @@ def _run_text(params, as_json: bool) -> dict:
                 console.print(f"{phase}: {done}/{total} shards")
 
         text.set_progress_hook(hook)
+        if not verbose:
+            _silence_prefect_console()
         try:
             return text.curate_text(params)
         finally:
@@ -165,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             params = _text_params(args, str(SAMPLE))
         else:
             params = _text_params(args, args.input)
-        summary = _run_text(params, args.json)
+        summary = _run_text(params, args.json, args.verbose)
         _print_summary(summary, args.json)
         return 0
     except KeyboardInterrupt:
@@ -176,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line for users; the traceback with -v
         if args.verbose:
             raise
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        from flows.text import root_cause
+
+        cause = root_cause(exc)
+        lines = str(cause).strip().splitlines()
+        reason = lines[0] if lines else type(cause).__name__
         print(f"curate: error: {reason}", file=sys.stderr)
         return 1
 

@@ -27,11 +27,14 @@ from flows import storage
 from flows.engine import RunReport, StageMetrics, run_pipeline
 from stages.base import Stage
 from stages.io.commit import VersionWriter
+from stages.io.errors import InputError, InputNotFound
 from stages.io.fs import write_bytes_atomic
 from stages.io.read import ShardReader
 from stages.io.shards import Shard, plan_shards
 
 log = logging.getLogger("curate.text")
+
+USER_ERRORS = (InputError, InputNotFound, KeyError, TypeError, ValueError)
 
 ProgressHook = Callable[[str, int, int], None]
 """progress(phase, done, total): called as shards complete."""
@@ -501,7 +504,12 @@ def _build_flow():
 
     from flows.lineage import publish_artifacts
 
-    retrying = {"retries": 2, "retry_delay_seconds": 5, "cache_policy": NO_CACHE}
+    retrying = {
+        "retries": 2,
+        "retry_delay_seconds": 5,
+        "retry_condition_fn": _retry_on_infrastructure,
+        "cache_policy": NO_CACHE,
+    }
 
     @task(name="plan-shards", **retrying)
     def plan_task(params: TextParams) -> TextPlan:
@@ -582,6 +590,28 @@ def _build_flow():
         return _summary(manifest, report, final.uri, False)
 
     return curate_text
+
+
+def _retry_on_infrastructure(task, task_run, state) -> bool:
+    """Retry failures of the infrastructure (a lost worker, a storage hiccup), not bad
+    input or bad parameters, which would fail the same way again."""
+    try:
+        state.result(raise_on_failure=True)
+    except BaseException as exc:  # noqa: BLE001 - classifying, not handling
+        return not isinstance(root_cause(exc), USER_ERRORS)
+    return True
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause of `exc`, through Ray's task-error wrappers too."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "cause", None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
 
 
 def _summary(manifest: dict, report: RunReport, version_uri: str, already: bool) -> dict:

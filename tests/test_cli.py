@@ -1,0 +1,47 @@
+"""The `curate` command: clear one-line failures, and the demo the README promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from stages.io.commit import read_manifest
+
+
+def _curate(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PREFECT_HOME"] = str(cwd / "prefect-home")
+    env["CURATE_RAY_TMPDIR"] = str(cwd / "ray")
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_missing_input_exits_non_zero_with_one_line_naming_it(tmp_path):
+    result = _curate("text", "--input", "nowhere/*.jsonl", "--output", "out", cwd=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("curate: error:")]
+    assert len(lines) == 1, result.stderr
+    assert "nowhere" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_writes_parquet_and_a_manifest_and_says_where(tmp_path):
+    result = _curate("demo", "--output", "demo-output", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = read_manifest(str(tmp_path / "demo-output"))
+    assert manifest["files"] and all(f["path"].endswith(".parquet") for f in manifest["files"])
+    assert 0 < manifest["rows"]
+    assert f"manifest: {manifest['uri']}/_manifest.json" in result.stdout
+    assert "report:" in result.stdout
+    stages = {s["stage"]: s for s in manifest["extra"]["stages"]}
+    assert stages["ExactDedup"]["removed"] > 0  # the sample has planted duplicates
+    assert manifest["quarantined_rows"] >= 0
+    assert any(s["removed"] > 0 for name, s in stages.items() if name.endswith("Filter"))
