@@ -120,8 +120,15 @@ def test_crash_leftovers_are_not_listed_and_are_removed_at_commit(tmp_path):
     entry = writer.write_part("00000-0000", _table(3))
     writer.commit_shard("00000-0000", [entry], {})
     orphan_path = tmp_path / "out" / "v1" / orphan["path"]
+    torn = tmp_path / "out" / "v1" / ".part-00002-0000-0.parquet.tmp-1234"
+    torn.write_bytes(b"half a file")
+    bookkeeping = tmp_path / "out" / "v1" / "_work" / "state.json"
+    bookkeeping.parent.mkdir()
+    bookkeeping.write_bytes(b"{}")
     assert orphan_path.exists()
     manifest = _commit(writer)
+    assert not torn.exists()
+    assert bookkeeping.exists()
     assert [f["path"] for f in manifest["files"]] == ["part-00000-0000-0.parquet"]
     assert not orphan_path.exists()
     assert (tmp_path / "out" / "v1" / "part-00000-0000-0.parquet").exists()
@@ -168,6 +175,35 @@ def test_latest_points_to_the_newest_commit(tmp_path):
         _commit(writer)
     assert read_manifest(output)["version"] == "v2"
     assert read_manifest(f"{output}/v1")["rows"] == 1
+
+
+def test_extra_files_are_listed_apart_from_data_and_kept(tmp_path):
+    writer = VersionWriter(str(tmp_path / "out"), "v1")
+    writer.commit_shard("00000-0000", [writer.write_part("00000-0000", _table(1))], {})
+    (tmp_path / "out" / "v1" / "report.md").write_text("# report")
+    manifest = writer.commit(
+        inputs=[],
+        parameters={},
+        code_version="x",
+        flow_run_id=None,
+        extra_files=[{"path": "report.md", "rows": 0}],
+    )
+    assert manifest["extra_files"] == [{"path": "report.md", "rows": 0, "bytes": 8}]
+    assert (tmp_path / "out" / "v1" / "report.md").exists()
+    assert dataset_files(writer.uri) == [f"{writer.uri}/part-00000-0000-0.parquet"]
+
+
+def test_extra_file_that_was_not_written_is_refused(tmp_path):
+    writer = VersionWriter(str(tmp_path / "out"), "v1")
+    with pytest.raises(FileNotFoundError, match="report.md"):
+        writer.commit(
+            inputs=[],
+            parameters={},
+            code_version="x",
+            flow_run_id=None,
+            extra_files=[{"path": "report.md"}],
+        )
+    assert not writer.is_committed()
 
 
 def test_commit_twice_returns_the_same_manifest(tmp_path):

@@ -101,23 +101,15 @@ class VersionWriter:
         `quarantine/` are listed as quarantine files (as are those in `quarantine`).
         Every listed file must exist; a missing `bytes` is filled in from storage.
         """
-        fs, root = filesystem(self.uri, self.storage_options)
         data, bad = [], list(quarantine or [])
         for entry in files:
             (bad if entry["path"].startswith(QUARANTINE_DIR + "/") else data).append(entry)
-        checked = {"files": [], "quarantine": []}
-        for kind, entries in (("files", data), ("quarantine", bad)):
-            for entry in entries:
-                target = f"{root}/{entry['path']}"
-                try:
-                    size = fs.size(target)
-                except FileNotFoundError:
-                    raise FileNotFoundError(
-                        f"{join(self.uri, entry['path'])}: shard {shard_key} lists a file "
-                        "that was not written"
-                    ) from None
-                checked[kind].append({**entry, "bytes": entry.get("bytes", size)})
-        marker = {"shard": shard_key, **checked, "stats": stats}
+        marker = {
+            "shard": shard_key,
+            "files": [self._checked(f, f"shard {shard_key}") for f in data],
+            "quarantine": [self._checked(f, f"shard {shard_key}") for f in bad],
+            "stats": stats,
+        }
         write_bytes_atomic(
             join(self.uri, SHARDS_DIR, f"{shard_key}.json"), _dumps(marker), self.storage_options
         )
@@ -135,10 +127,11 @@ class VersionWriter:
     ) -> dict:
         """Write `_manifest.json` from the shard markers, then point `<output>/_latest` here.
 
-        Files under the version that no marker lists (left by a crashed attempt) are
-        deleted first. `extra_files` (`[{"path", "rows", "bytes"}]`) are side files of the
-        version that are not data rows (an audit table, a report): they are kept and listed
-        under "extra_files". Committing a version that is already committed returns its
+        Files under the version that nothing lists (left by a crashed attempt) are deleted
+        first; top-level names starting with `_` (bookkeeping such as `_shards/`) are kept.
+        `extra_files` (`[{"path", "rows", "bytes"}]`) are side files of the version that
+        are not data rows (an audit table, a report): they are kept and listed under
+        "extra_files". Committing a version that is already committed returns its
         manifest unchanged (and still updates `_latest`).
         """
         if self.is_committed():
@@ -153,7 +146,10 @@ class VersionWriter:
                 shards[key] = marker.get("stats", {})
             files.sort(key=lambda f: f["path"])
             quarantine.sort(key=lambda f: f["path"])
-            side = sorted(extra_files or [], key=lambda f: f["path"])
+            side = sorted(
+                (self._checked(f, "extra_files") for f in extra_files or []),
+                key=lambda f: f["path"],
+            )
             self._remove_unlisted({f["path"] for f in files + quarantine + side})
             manifest = {
                 "format": MANIFEST_FORMAT,
@@ -179,13 +175,23 @@ class VersionWriter:
             write_bytes_atomic(join(self.output, LATEST), _dumps(pointer), self.storage_options)
         return manifest
 
+    def _checked(self, entry: dict, owner: str) -> dict:
+        """`entry` with `rows` and `bytes` filled in; raises if its file does not exist."""
+        uri = join(self.uri, entry["path"])
+        fs, path = filesystem(uri, self.storage_options)
+        try:
+            size = fs.size(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{uri}: {owner} lists a file that was not written") from None
+        return {**entry, "rows": entry.get("rows", 0), "bytes": entry.get("bytes", size)}
+
     def _remove_unlisted(self, listed: set[str]) -> None:
         fs, root = filesystem(self.uri, self.storage_options)
         if not fs.exists(root):
             return
         for path in sorted(fs.find(root)):
             relative = path[len(root) :].lstrip("/")
-            if relative == MANIFEST or relative.startswith(SHARDS_DIR + "/"):
+            if relative.startswith("_"):
                 continue
             if relative not in listed:
                 fs.rm_file(path)
