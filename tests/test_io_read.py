@@ -255,3 +255,33 @@ def test_s3_round_trip_reads_the_same_rows_as_local(tmp_path, s3_bucket):
         table = ShardReader().read(shard).table
         assert table.column("id").to_pylist() == [r["id"] for r in rows]
         assert table.column("source")[0].as_py() == shard.uri
+
+
+def test_fast_and_per_line_parsers_give_the_same_table(tmp_path, monkeypatch):
+    rows = [
+        {
+            "id": i,
+            "text": f"doc {i}",
+            "score": i / 3,
+            "tags": ["a", "b"][: i % 3],
+            "meta": {"lang": "en", "n": i} if i % 2 else {"lang": "fr"},
+            "flag": i % 2 == 0,
+            "maybe": None if i % 4 else "x",
+            "source": "crawl",
+        }
+        for i in range(200)
+    ]
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(_jsonl(rows))
+    for columns in (None, ["score", "meta", "missing"]):
+        fast = _read(path, columns=columns).table
+        with monkeypatch.context() as m:
+            m.setattr(ShardReader, "_parse_clean", lambda *args: None)
+            slow = _read(path, columns=columns).table
+        assert fast.schema == slow.schema, columns
+        assert fast.to_pylist() == slow.to_pylist(), columns
+
+
+def test_date_like_strings_stay_strings(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b'{"text": "a", "date": "2020-01-01"}\n')
+    assert _read(tmp_path / "a.jsonl").table.column("date").to_pylist() == ["2020-01-01"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import xxhash
 import zstandard
@@ -30,6 +31,7 @@ RESERVED = ("id", "text", "source", "_order")
 _RAW_CHARS = 1000
 _CHUNK = 8 << 20
 _PROBE = 64 << 10
+_JSON_BLOCK = 4 << 20
 _MISSING = object()
 
 
@@ -159,6 +161,9 @@ class ShardReader:
         lines = block.split(b"\n")
         if lines[-1] == b"":
             lines.pop()
+        fast = self._parse_clean(block, len(lines), first_line, shard)
+        if fast is not None:
+            return ReadResult(fast, empty_quarantine()), first_line + len(lines)
         loads = orjson.loads
         text_field = self.text_field
         objs: list[dict] = []
@@ -188,6 +193,48 @@ class ShardReader:
             n += 1
         quarantine = self._quarantine(shard.uri, bad)
         return ReadResult(self._table(objs, numbers, shard), quarantine), n
+
+    def _parse_clean(self, block: bytes, n_lines: int, first_line: int, shard: Shard):
+        """The fast path: Arrow's multi-threaded JSON reader on a block of clean lines.
+
+        Returns None (so the per-line parser runs and pinpoints the bad lines) unless every
+        line is a JSON object with a string text field and no line is blank. Blocks whose
+        schema holds a type the per-line parser would not produce (Arrow infers timestamps
+        from date-like strings) also take the per-line path, so both give the same table.
+        """
+        try:
+            table = pa_json.read_json(
+                pa.BufferReader(block),
+                read_options=pa_json.ReadOptions(block_size=_JSON_BLOCK),
+                parse_options=pa_json.ParseOptions(newlines_in_values=False),
+            )
+            table.validate(full=True)  # Arrow's JSON reader does not check UTF-8 itself
+        except (pa.ArrowException, ValueError):
+            return None
+        text_field = self.text_field
+        if (
+            table.num_rows != n_lines
+            or text_field not in table.column_names
+            or not pa.types.is_string(table.schema.field(text_field).type)
+            or table.column(text_field).null_count
+            or any(_has_timestamp(field.type) for field in table.schema)
+        ):
+            return None
+        names = table.column_names
+        if self.columns is not None:
+            keys = [c for c in self.columns if c not in (text_field, self.id_field)]
+        else:
+            keys = [k for k in names if k not in (text_field, self.id_field)]
+        extras = {k: (table.column(k) if k in names else pa.nulls(table.num_rows)) for k in keys}
+        ids = table.column(self.id_field) if self.id_field in names else None
+        if ids is not None and not (
+            pa.types.is_string(ids.type)
+            or pa.types.is_integer(ids.type)
+            or pa.types.is_null(ids.type)
+        ):
+            return None  # the per-line path formats float and nested ids
+        numbers = pa.array(range(first_line, first_line + n_lines), pa.int64())
+        return _assemble(shard, table.column(text_field), ids, numbers, extras)
 
     def _table(self, objs: list[dict], numbers: list[int], shard: Shard) -> pa.Table:
         text = [o[self.text_field] for o in objs]
@@ -424,6 +471,12 @@ def _assemble(shard: Shard, text, ids, numbers, extras: dict) -> pa.Table:
             name = f"input_{name}"
         columns[name] = values
     return pa.table(columns)
+
+
+def _has_timestamp(t: pa.DataType) -> bool:
+    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
+        return True
+    return any(_has_timestamp(t.field(i).type) for i in range(t.num_fields))
 
 
 def _to_arrow(values: list) -> pa.Array:
