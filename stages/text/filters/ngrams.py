@@ -1,17 +1,19 @@
-"""Word n-grams of a whole batch, as 64-bit hashes, for the repeating n-gram filters.
+"""Word n-grams of a whole batch, grouped by 64-bit hash, for the repeating n-gram filters.
 
-Words are what Python's `str.split()` yields (runs of characters that are not whitespace
-in the `str.isspace()` sense), which is NeMo Curator's English word splitter. The words of
-every document are laid end to end in one array with their document index; each word gets
-a 64-bit hash (Polars `hash`, fixed seed), and the n-gram starting at word k gets a 64-bit
-hash folded from the hashes of words k..k+n-1 with a bijective mixer (SplitMix64's
-finaliser), in n vectorised NumPy passes.
+Words are `str.split()` words (NeMo Curator's English splitter), found as byte spans by
+`stages.text.filters.words.TextBytes`. The words of every document are laid end to end in
+one Arrow string array (built from the text buffer with the whitespace bytes masked out,
+no per-word Python), each word gets a 64-bit hash (Polars `hash`, fixed seed), and the
+n-gram starting at word k gets a 64-bit key folded from the hashes of words k..k+n-1 and
+the document index with a bijective mixer (SplitMix64's finaliser), in n NumPy passes.
+Equal keys are then grouped with one NumPy sort.
 
-Two different n-grams of the same document share a hash with probability about 2**-64 per
-pair, so for a document of a million words the chance of any collision is below 1e-7; a
-collision could only merge two n-gram counts. Hash values never decide anything else:
-ties and order are settled by word positions, so decisions do not depend on the hash seed,
-the Polars version's hash function or the batch.
+Collisions: for a fixed document the key is a bijection of the folded word hashes, so two
+different n-grams (of the same or of two documents) share a key with probability about
+2**-64 per pair: below 1e-8 for a batch of a million n-grams. A collision could only
+merge two n-gram counts. Key values decide nothing else: which occurrence is first and
+which tied n-gram wins are settled by word positions, so results do not depend on the
+hash seed, the order of the sort or the batch.
 """
 
 from __future__ import annotations
@@ -22,13 +24,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from stages.text.filters.segments import as_text_series
-
-# Python's `str.split()` separators: Unicode White_Space (`\s`) plus U+001C..U+001F.
-WORD_PATTERN = r"[^\s\x1c-\x1f]+"
+from stages.text.filters.key_groups import fold, group_keys
+from stages.text.filters.words import TextBytes
 
 _WORD_HASH_SEED = 0x5EED
-_FOLD = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,7 @@ class BatchWords:
     doc: np.ndarray  # document index of each word (int64)
     counts: np.ndarray  # number of words per document (int64)
     starts: np.ndarray  # index in `words` of each document's first word (int64)
+    text_chars: np.ndarray  # length in characters of each document
 
     @property
     def n_docs(self) -> int:
@@ -47,52 +47,53 @@ class BatchWords:
 
 
 def split_words(texts: pa.ChunkedArray | pa.Array) -> BatchWords:
-    """Split every document into words as `str.split()` does, in one vectorised pass."""
-    series = as_text_series(texts)
-    lists = series.str.extract_all(WORD_PATTERN)
-    counts = lists.list.len().fill_null(0).to_numpy().astype(np.int64)
-    words = lists.explode().drop_nulls()
-    starts = np.zeros(len(counts), dtype=np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
-    doc = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    return BatchWords(texts=series, words=words, doc=doc, counts=counts, starts=starts)
+    """Split every document into words as `str.split()` does, without per-word Python."""
+    text = TextBytes.from_column(texts)
+    spans = text.words
+    data = text.buf[~text.is_space]  # the words' bytes, end to end
+    offsets = np.zeros(len(spans.start) + 1, dtype=np.int64)
+    np.cumsum(spans.end - spans.start, out=offsets[1:])
+    words = pa.LargeStringArray.from_buffers(
+        len(spans.start), pa.py_buffer(offsets), pa.py_buffer(data)
+    )
+    counts = spans.count.astype(np.int64)
+    return BatchWords(
+        texts=text.series,
+        words=pl.Series("word", words),
+        doc=spans.row.astype(np.int64),
+        counts=counts,
+        starts=np.cumsum(counts) - counts,
+        text_chars=text.char_counts,
+    )
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser: a bijection of uint64 that spreads every input bit."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+@dataclass(frozen=True)
+class NGramGroups:
+    """The n-grams of a batch grouped by (document, n-gram).
 
-
-def ngram_hashes(batch: BatchWords, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """64-bit hashes of the n-grams starting at each word, and which starts are valid.
-
-    Both arrays have one entry per word; entry k is the n-gram of words k..k+n-1, valid
-    when those n words belong to the same document.
+    `positions`: word index of every n-gram start (ascending); per group, `first` is the
+    word index of its first occurrence and `count` its number of occurrences.
     """
+
+    positions: np.ndarray
+    first: np.ndarray
+    count: np.ndarray
+
+
+def group_ngrams(batch: BatchWords, n: int) -> NGramGroups:
+    """Group the n-grams of every document (n words within one document) by content."""
     if n < 1:
         raise ValueError(f"n-gram size must be at least 1, got {n}")
-    total = len(batch.words)
-    hashes = np.zeros(total, dtype=np.uint64)
-    valid = np.zeros(total, dtype=bool)
-    span = total - n + 1
+    span = len(batch.words) - n + 1
     if span <= 0:
-        return hashes, valid
+        empty = np.zeros(0, dtype=np.int64)
+        return NGramGroups(empty, empty, empty)
     word_hashes = batch.words.hash(seed=_WORD_HASH_SEED).to_numpy()
-    folded = np.zeros(span, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for offset in range(n):
-            folded = _mix(folded * _FOLD + word_hashes[offset : offset + span])
-    hashes[:span] = folded
-    position = np.arange(total, dtype=np.int64) - batch.starts[batch.doc]
-    valid = position <= batch.counts[batch.doc] - n
-    return hashes, valid
-
-
-def first_occurrences(doc: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    """True where a (document, hash) pair appears for the first time, in array order."""
-    frame = pl.DataFrame({"doc": doc, "hash": hashes})
-    return frame.select(pl.struct("doc", "hash").is_first_distinct())[:, 0].to_numpy()
+    doc = batch.doc[:span]
+    key = doc.astype(np.uint64)
+    for offset in range(n):
+        key = fold(key, word_hashes[offset : offset + span])
+    local = np.arange(span, dtype=np.int64) - batch.starts[doc]
+    positions = np.flatnonzero(local <= batch.counts[doc] - n)
+    first, count = group_keys(key[positions], positions)
+    return NGramGroups(positions=positions, first=first, count=count)

@@ -56,13 +56,14 @@ class RepeatingDuplicateNGramsFilter(Filter):
     def score(self, batch: pa.Table) -> np.ndarray:
         n = self.n
         words = ngrams.split_words(text_column(batch, self.text_field, self.stage_name))
+        groups = ngrams.group_ngrams(words, n)
         scores = np.ones(words.n_docs, dtype=np.float64)
-        hashes, valid = ngrams.ngram_hashes(words, n)
-        starts = np.flatnonzero(valid)
-        if len(starts) == 0:
+        has_ngram = words.counts >= n
+        if not has_ngram.any():
             return scores
         duplicate = np.zeros(len(words.words), dtype=bool)
-        duplicate[starts] = ~ngrams.first_occurrences(words.doc[starts], hashes[starts])
+        duplicate[groups.positions] = True
+        duplicate[groups.first] = False
         # Rolling "any duplicate start in a window ending at word k", from a prefix sum.
         # Windows never reach into the previous document: a valid start there ends in it.
         seen = np.concatenate([[0], np.cumsum(duplicate)])
@@ -72,9 +73,7 @@ class RepeatingDuplicateNGramsFilter(Filter):
         word_chars = words.words.str.len_chars().to_numpy()
         duplicated = covered * word_chars + space_after
         per_doc = np.bincount(words.doc, weights=duplicated, minlength=words.n_docs)
-        text_chars = words.texts.str.len_chars().to_numpy()
-        has_ngram = words.counts >= n
-        scores[has_ngram] = per_doc[has_ngram] / text_chars[has_ngram]
+        scores[has_ngram] = per_doc[has_ngram] / words.text_chars[has_ngram]
         return scores
 
     def keep(self, scores: np.ndarray) -> np.ndarray:

@@ -59,32 +59,35 @@ class RepeatingTopNGramsFilter(Filter):
 
     def score(self, batch: pa.Table) -> np.ndarray:
         words = ngrams.split_words(text_column(batch, self.text_field, self.stage_name))
+        groups = ngrams.group_ngrams(words, self.n)
         scores = np.ones(words.n_docs, dtype=np.float64)
-        hashes, valid = ngrams.ngram_hashes(words, self.n)
-        starts = np.flatnonzero(valid)
-        if len(starts) == 0:
+        has_ngram = np.flatnonzero(words.counts >= self.n)
+        if len(has_ngram) == 0:
             return scores
-        # Per document: the n-gram of highest count, ties to the earliest first occurrence.
-        top = (
-            pl.DataFrame({"doc": words.doc[starts], "hash": hashes[starts], "pos": starts})
-            .group_by("doc", "hash")
-            .agg(pl.len().alias("count"), pl.col("pos").min().alias("first"))
-            .sort(["doc", "count", "first"], descending=[False, True, False])
-            .unique("doc", keep="first", maintain_order=True)
-        )
-        doc = top["doc"].to_numpy()
-        first = top["first"].to_numpy()
-        pattern = words.words.gather(first)
+        # The top n-gram: highest count, ties to the earliest first occurrence. Where no
+        # n-gram repeats, that is the document's first n-gram.
+        top = words.starts.copy()
+        repeated = groups.count > 1
+        first, count = groups.first[repeated], groups.count[repeated]
+        doc = words.doc[first]
+        order = np.lexsort((first, -count, doc))
+        leader = np.ones(len(order), dtype=bool)
+        leader[1:] = doc[order][1:] != doc[order][:-1]
+        top[doc[order][leader]] = first[order][leader]
+
+        top = top[has_ngram]
+        pattern = words.words.gather(top)
         for offset in range(1, self.n):
-            pattern = pattern + " " + words.words.gather(first + offset)
-        text = words.texts.gather(doc)
-        frame = pl.DataFrame({"text": text, "pattern": pattern}).select(
-            pl.col("text").str.count_matches(pl.col("pattern"), literal=True).alias("hits"),
-            pl.col("pattern").str.len_chars().alias("pattern_chars"),
-            pl.col("text").str.len_chars().alias("text_chars"),
+            pattern = pattern + " " + words.words.gather(top + offset)
+        hits = (
+            pl.DataFrame({"text": words.texts.gather(has_ngram), "pattern": pattern})
+            .select(pl.col("text").str.count_matches(pl.col("pattern"), literal=True))
+            .to_series()
+            .to_numpy()
+            .astype(np.int64)
         )
-        removed = frame["hits"].to_numpy().astype(np.int64) * frame["pattern_chars"].to_numpy()
-        scores[doc] = removed / frame["text_chars"].to_numpy()
+        pattern_chars = pattern.str.len_chars().to_numpy().astype(np.int64)
+        scores[has_ngram] = hits * pattern_chars / words.text_chars[has_ngram]
         return scores
 
     def keep(self, scores: np.ndarray) -> np.ndarray:

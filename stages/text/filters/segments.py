@@ -1,10 +1,11 @@
 """Duplicate lines and paragraphs, counted for a whole batch at once.
 
 A document is cut into segments (lines at "\\n", paragraphs at "\\n\\n"), the segments of
-every document are exploded into one Polars frame with their document index, and the
-first occurrence of each (document, segment) pair is marked. Segments are compared as
-exact strings (Polars hashes them but checks equality), so there are no hash collisions.
-Per-document sums then give the four numbers the repetition filters need.
+every document are exploded into one Polars Series with their document index, each gets a
+64-bit hash (Polars `hash`, fixed seed) salted with its document index, and the first
+occurrence of each key is marked with one NumPy sort (`key_groups`). Two different
+segments share a key with probability about 2**-64 per pair. Per-document sums then give
+the four numbers the repetition filters need.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from stages.text.filters.key_groups import document_keys, first_occurrences
+
 # Python's `str.isspace()` characters: the regex class `\s` (Unicode White_Space) plus the
 # four ASCII separators U+001C..U+001F, which `str.split()` and `str.strip()` also treat as
 # whitespace. A line is blank when it has no character outside this set.
 NON_SPACE = r"[^\s\x1c-\x1f]"
+_SEGMENT_HASH_SEED = 0x11E5
 
 
 @dataclass(frozen=True)
@@ -49,22 +53,15 @@ def count_segments(
     """
     series = as_text_series(texts)
     n_docs = len(series)
-    frame = (
-        pl.DataFrame({"segment": series.str.split(separator, inclusive=False)})
-        .with_row_index("doc")
-        .explode("segment")
-        .drop_nulls("segment")
-    )
+    pieces = series.str.split(separator)
+    per_doc = pieces.list.len().to_numpy()
+    segment = pieces.explode()
+    doc = np.repeat(np.arange(n_docs, dtype=np.int64), per_doc)
     if skip_blank:
-        frame = frame.filter(pl.col("segment").str.contains(NON_SPACE))
-    frame = frame.select(
-        pl.col("doc"),
-        pl.struct("doc", "segment").is_first_distinct().alias("first"),
-        pl.col("segment").str.len_chars().alias("chars"),
-    )
-    doc = frame["doc"].to_numpy()
-    first = frame["first"].to_numpy()
-    chars = frame["chars"].to_numpy().astype(np.float64)
+        nonblank = segment.str.contains(NON_SPACE).to_numpy()
+        segment, doc = segment.filter(nonblank), doc[nonblank]
+    chars = segment.str.len_chars().to_numpy().astype(np.float64)
+    first = first_occurrences(document_keys(doc, segment.hash(seed=_SEGMENT_HASH_SEED).to_numpy()))
     return SegmentCounts(
         segments=np.bincount(doc, minlength=n_docs).astype(np.float64),
         unique_segments=np.bincount(doc, weights=first, minlength=n_docs),
