@@ -424,3 +424,9 @@ def test_decisions_match_nemo_curator_except_hash_seed_ties():
             assert our_keep[i] == nemo_keep, (name, kwargs, doc)
             compared += 1
     assert compared > 0.9 * len(RECIPE) * len(docs) - seed_ties - 100
+
+
+@pytest.mark.parametrize("cls", [RepeatingTopNGramsFilter, RepeatingDuplicateNGramsFilter])
+def test_ngram_filters_refuse_languages_written_without_spaces(cls):
+    with pytest.raises(NotImplementedError, match="zh"):
+        cls(lang="zh")

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from stages.base import Filter, text_column
 from stages.text.filters import ngrams
+from stages.text.filters.words import check_language
 
 
 class RepeatingDuplicateNGramsFilter(Filter):
@@ -38,11 +39,7 @@ class RepeatingDuplicateNGramsFilter(Filter):
     ) -> None:
         if n < 1:
             raise ValueError(f"RepeatingDuplicateNGramsFilter: n must be at least 1, got {n}")
-        if lang.lower() in ("zh", "ja"):
-            raise ValueError(
-                f"RepeatingDuplicateNGramsFilter: lang={lang!r} needs a word segmenter; only "
-                "space-separated languages are supported"
-            )
+        check_language(lang, type(self).__name__)
         self.n = n
         self.max_repeating_duplicate_ngram_ratio = max_repeating_duplicate_ngram_ratio
         self.lang = lang

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from stages.base import Filter, text_column
 from stages.text.filters import ngrams
+from stages.text.filters.words import check_language
 
 
 class RepeatingTopNGramsFilter(Filter):
@@ -42,11 +43,7 @@ class RepeatingTopNGramsFilter(Filter):
     ) -> None:
         if n < 1:
             raise ValueError(f"RepeatingTopNGramsFilter: n must be at least 1, got {n}")
-        if lang.lower() in ("zh", "ja"):
-            raise ValueError(
-                f"RepeatingTopNGramsFilter: lang={lang!r} needs a word segmenter; only "
-                "space-separated languages are supported"
-            )
+        check_language(lang, type(self).__name__)
         self.n = n
         self.max_repeating_ngram_ratio = max_repeating_ngram_ratio
         self.lang = lang
