@@ -105,6 +105,8 @@ def build_corpus(documents: int, seed: int = 0) -> tuple[Path, dict]:
     rng.shuffle(rows)
 
     CACHE.mkdir(parents=True, exist_ok=True)
+    for stale in CACHE.glob(f"corpus-{documents}-*"):  # built from an older corpus.py
+        stale.unlink()
     tmp = path.with_suffix(".tmp")
     total_bytes = 0
     with open(tmp, "w", encoding="utf-8") as out:
