@@ -203,7 +203,7 @@ def _shard_result(shard, table, quarantine, metrics, files) -> dict:
     read = next((m for m in metrics if m["stage"] == "read"), None)
     return {
         "shard": shard.key,
-        "rows_read": read["rows_in"] if read else table.num_rows,
+        "rows_read": read["rows_out"] if read else table.num_rows,
         "rows_quarantined": quarantine.num_rows,
         "rows_written": table.num_rows,
         "bytes_written": sum(f["bytes"] for f in files),
