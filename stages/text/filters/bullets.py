@@ -10,7 +10,7 @@ from stages.text.filters.words import TextBytes, ratio
 
 BULLETS = ("•", "‣", "⁃", "⁌", "⁍", "∙", "○", "●", "◘", "◦", "⦾", "⦿")  # noqa: RUF001
 # Every bullet is a 3-byte UTF-8 character: compare lines' first 3 bytes as one number.
-_BULLET_KEYS = np.array([int.from_bytes(b.encode(), "big") for b in BULLETS], dtype=np.int64)
+_BULLET_KEYS = np.array([int.from_bytes(b.encode(), "little") for b in BULLETS], dtype=np.uint32)
 
 
 class BulletsFilter(Filter):
@@ -35,13 +35,9 @@ class BulletsFilter(Filter):
     def score(self, batch: pa.Table) -> np.ndarray:
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
         first_word, _ = text.lines
-        start = text.words.start[first_word]
-        b = text.padded
-        key = (
-            (b[start].astype(np.int64) << 16)
-            | (b[start + 1].astype(np.int64) << 8)
-            | b[start + 2].astype(np.int64)
-        )
+        # Every bullet starts with the byte 0xE2: look closer at those lines only.
+        first_word = first_word[text.buf[text.words.start[first_word]] == 0xE2]
+        key = text.load(text.words.start[first_word], 4) & 0xFFFFFF
         bullet_lines = text.rows_of_words(first_word[np.isin(key, _BULLET_KEYS)])
         return ratio(bullet_lines, text.line_counts, empty=0.0)
 

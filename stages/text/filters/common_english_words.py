@@ -13,7 +13,8 @@ from stages.text.filters.words import TextBytes, pack
 # Lower-case only, on purpose: SHOUTED text does not count.
 COMMON_ENGLISH_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 _KEYS = np.array([pack(w, 4) for w in COMMON_ENGLISH_WORDS], dtype=np.uint32)
-_FIRST_BYTES = np.array(sorted({ord(w[0]) for w in COMMON_ENGLISH_WORDS}), dtype=np.uint8)
+_FIRST_BYTES = np.zeros(256, dtype=bool)  # which bytes start a common word
+_FIRST_BYTES[[ord(w[0]) for w in COMMON_ENGLISH_WORDS]] = True
 
 
 class CommonEnglishWordsFilter(Filter):
@@ -42,9 +43,7 @@ class CommonEnglishWordsFilter(Filter):
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
         w = text.words
         nbytes = w.end - w.start
-        candidate = np.flatnonzero(
-            (nbytes >= 2) & (nbytes <= 4) & np.isin(text.buf[w.start], _FIRST_BYTES)
-        )
+        candidate = np.flatnonzero((nbytes >= 2) & (nbytes <= 4) & _FIRST_BYTES[text.buf[w.start]])
         is_common = np.zeros(w.start.size, dtype=bool)
         is_common[candidate] = np.isin(text.word_keys(candidate, width=4), _KEYS)
         counts = text.rows_of_words(np.flatnonzero(is_common))

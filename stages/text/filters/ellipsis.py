@@ -19,8 +19,33 @@ ELLIPSIS_ENDINGS = (
     "read more..",
     "read more",
 )
-_ENDINGS = [np.frombuffer(e.encode(), dtype=np.uint8) for e in ELLIPSIS_ENDINGS]
-_WIDTH = max(e.size for e in _ENDINGS)
+
+
+def _suffix_tests(ending: str) -> list[tuple[int, int, int, int]]:
+    """How to test that a line ends with `ending`, as (offset, width, fold, expected): the
+    `width` bytes that start `offset` bytes before the line's end, OR-ed with `fold`, must
+    equal `expected`. `fold` sets 0x20 on the ending's ASCII letters (to ignore case) and
+    every bit of the loaded bytes that lie outside the ending (to ignore them)."""
+    data = ending.encode()
+    tests = []
+    after = 0
+    while after < len(data):
+        part = data[max(0, len(data) - after - 8) : len(data) - after]
+        width = 8 if len(part) > 4 else 4
+        outside = (2 ** (8 * width) - 1) ^ ((1 << (8 * len(part))) - 1)
+        letters = sum(
+            0x20 << (8 * i) for i, c in enumerate(part) if chr(c).isascii() and chr(c).isalpha()
+        )
+        expected = int.from_bytes(part, "little") | outside
+        tests.append((after + len(part), width, letters | outside, expected))
+        after += len(part)
+    return tests
+
+
+_TESTS = [(len(e.encode()), _suffix_tests(e)) for e in ELLIPSIS_ENDINGS]
+_LAST_BYTES = np.zeros(256, dtype=bool)  # which bytes can end an ellipsis line
+_LAST_BYTES[[e.encode()[-1] for e in ELLIPSIS_ENDINGS]] = True
+_LAST_BYTES[ord("E")] = True
 
 
 class EllipsisFilter(Filter):
@@ -46,17 +71,19 @@ class EllipsisFilter(Filter):
     def score(self, batch: pa.Table) -> np.ndarray:
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
         _, last_word = text.lines
+        # Only lines whose last byte can end an ellipsis need a closer look.
+        last_word = last_word[_LAST_BYTES[text.buf[text.words.end[last_word] - 1]]]
         end = text.words.end[last_word]
         # The endings' letters are ASCII and no other character lower-cases to them, so
-        # ASCII lower-casing of the line's last bytes is exact.
-        tail = text.windows(end, _WIDTH)
-        upper = np.subtract(tail, ord("A"), dtype=np.uint8) < 26
-        tail = tail | (upper.astype(np.uint8) << 5)
-        room = end - text.starts[text.words.row[last_word]]
+        # ignoring ASCII case on the line's last bytes is exact.
+        room = end - text.starts[text.row_of_words(last_word)]
         hit = np.zeros(end.size, dtype=bool)
-        for ending in _ENDINGS:
-            n = ending.size
-            hit |= (room >= n) & (tail[:, _WIDTH - n :] == ending).all(axis=1)
+        for nbytes, tests in _TESTS:
+            match = room >= nbytes
+            for offset, width, fold, expected in tests:
+                value = text.load(end - offset, width)
+                match &= (value | value.dtype.type(fold)) == value.dtype.type(expected)
+            hit |= match
         ellipsis_lines = text.rows_of_words(last_word[hit])
         return ratio(ellipsis_lines, text.line_counts, empty=0.0)
 

@@ -37,7 +37,7 @@ class MeanWordLengthFilter(Filter):
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
         # Words are the non-whitespace characters, so their total length needs no splitting.
         word_chars = text.char_counts - text.space_char_counts
-        return ratio(word_chars, text.words.count, empty=0.0)
+        return ratio(word_chars, text.word_counts, empty=0.0)
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
         return (scores >= self.min_mean_word_length) & (scores <= self.max_mean_word_length)

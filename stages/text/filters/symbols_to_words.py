@@ -13,7 +13,9 @@ from stages.text.filters.words import TextBytes, check_language, pack, ratio
 # Words that are an ellipsis by themselves.
 ELLIPSIS_WORDS = ("...", "[...]", "\u2026", "(...)", "[\u2026]", "-\u00bb")
 _ELLIPSIS_KEYS = np.array([pack(w) for w in ELLIPSIS_WORDS], dtype=np.uint64)
-_ELLIPSIS_BYTES = np.array(sorted({len(w.encode()) for w in ELLIPSIS_WORDS}))
+_ELLIPSIS_FIRST = np.zeros(256, dtype=bool)  # which bytes start an ellipsis word
+_ELLIPSIS_FIRST[[w.encode()[0] for w in ELLIPSIS_WORDS]] = True
+# (Each ellipsis word is 3 or 5 bytes long in UTF-8.)
 _HASH_RUN = re.compile("#+")
 
 
@@ -48,9 +50,11 @@ class SymbolsToWordsFilter(Filter):
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
         w = text.words
         nbytes = w.end - w.start
-        short = np.flatnonzero(np.isin(nbytes, _ELLIPSIS_BYTES))
+        first = text.buf[w.start]
+        short = np.flatnonzero(_ELLIPSIS_FIRST[first] & ((nbytes == 3) | (nbytes == 5)))
         ellipsis = short[np.isin(text.word_keys(short), _ELLIPSIS_KEYS)]
-        hashed = np.flatnonzero((text.buf[w.start] == ord("#")) & (text.buf[w.end - 1] == ord("#")))
+        hashed = np.flatnonzero(first == ord("#"))
+        hashed = hashed[text.buf[w.end[hashed] - 1] == ord("#")]
         hashed = np.array([i for i in hashed if _is_hash_word(text.word_text(i))], dtype=np.int64)
         symbols = text.rows_of_words(np.union1d(ellipsis, hashed).astype(np.int64))
         return ratio(symbols, w.count, empty=0.0)

@@ -34,7 +34,7 @@ class WordCountFilter(Filter):
 
     def score(self, batch: pa.Table) -> np.ndarray:
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
-        return text.words.count
+        return text.word_counts
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
         return (scores >= self.min_words) & (scores <= self.max_words)

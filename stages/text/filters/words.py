@@ -58,6 +58,13 @@ def split_words(texts: pa.ChunkedArray | pa.Array) -> pl.Series:
     return series.str.extract_all(WORD_PATTERN).fill_null([])
 
 
+def _ranks(length: np.ndarray) -> np.ndarray:
+    """0, 1, ..., length[i] - 1 for each i, concatenated."""
+    total = int(length.sum())
+    first = np.cumsum(length) - length
+    return np.arange(total) - np.repeat(first, length)
+
+
 def check_language(lang: str, filter_name: str) -> None:
     """Word splitting here is by whitespace; Chinese and Japanese need a segmenter."""
     if lang.lower() in ("zh", "ja"):
@@ -73,11 +80,28 @@ def _segment_counts(sorted_positions: np.ndarray, starts: np.ndarray, ends: np.n
 
 
 def _segment_sums(mask: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Sum of `mask` (0/1 per byte) over each range [starts, ends)."""
+    """Sum of `mask` (one 0/1 entry per byte) over each span [starts, ends).
+
+    The spans must be sorted and must not overlap (rows, words).
+    """
+    out = np.zeros(len(starts), dtype=np.int64)
     dtype = np.int32 if mask.size < 2**31 - 1 else np.int64
-    cumulative = np.zeros(mask.size + 1, dtype=dtype)
-    np.cumsum(mask, dtype=dtype, out=cumulative[1:])
-    return (cumulative[ends] - cumulative[starts]).astype(np.int64)
+    if len(starts) * 64 > mask.size:
+        # Many short spans (words): a running total is cheaper than a reduction per span.
+        total = np.zeros(mask.size + 1, dtype=dtype)
+        np.cumsum(mask, dtype=dtype, out=total[1:])
+        return (total[ends] - total[starts]).astype(np.int64)
+    nonempty = ends > starts
+    if not nonempty.any():
+        return out
+    s, e = starts[nonempty], ends[nonempty]
+    bounds = np.empty(2 * s.size, dtype=np.int64)
+    bounds[0::2] = s
+    bounds[1::2] = e
+    if e[-1] >= mask.size:
+        bounds = bounds[:-1]  # the last span runs to the end of the buffer
+    out[nonempty] = np.add.reduceat(mask, bounds, dtype=dtype)[0::2]
+    return out
 
 
 # Code points beyond the regex engine's Unicode tables that NeMo Curator's `[[:alpha:]]`
@@ -114,8 +138,8 @@ def is_alphabetic(codepoints: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Words:
-    """Word spans of a batch: byte `start`/`end` (exclusive) into `TextBytes.buf`, `row`
-    (row index of each word) and `count` (words per row)."""
+    """Word spans of a batch: byte `start`/`end` (exclusive) into `TextBytes.buf`, in row
+    order, `row` (row index of each word) and `count` (words per row)."""
 
     start: np.ndarray
     end: np.ndarray
@@ -166,9 +190,21 @@ class TextBytes:
         return pl.Series("text", self.array)
 
     @cached_property
-    def padded(self) -> np.ndarray:
-        """`buf` followed by 16 zero bytes, so fixed-width windows never run off the end."""
-        return np.concatenate([self.buf, np.zeros(16, np.uint8)])
+    def _padded(self) -> np.ndarray:
+        """`buf` with 16 zero bytes on each side, so fixed-width loads never run off it."""
+        return np.concatenate([np.zeros(16, np.uint8), self.buf, np.zeros(16, np.uint8)])
+
+    def load(self, pos: np.ndarray, width: int = 8) -> np.ndarray:
+        """The `width` (4 or 8) bytes at each position of `pos` (-16 < pos), read as one
+        little-endian integer; bytes outside the buffer read as zero."""
+        padded = self._padded
+        view = np.ndarray(
+            shape=(padded.size - width + 1,),
+            dtype=f"<u{width}",
+            buffer=padded,
+            strides=(1,),
+        )
+        return view[pos + 16]
 
     @cached_property
     def has_non_ascii(self) -> bool:
@@ -186,11 +222,11 @@ class TextBytes:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
         pos = np.flatnonzero(self.buf >= 0xC0)
-        b = self.padded
-        b0 = b[pos].astype(np.int64)
-        b1 = b[pos + 1].astype(np.int64) & 0x3F
-        b2 = b[pos + 2].astype(np.int64) & 0x3F
-        b3 = b[pos + 3].astype(np.int64) & 0x3F
+        v = self.load(pos, 4).astype(np.int64)
+        b0 = v & 0xFF
+        b1 = (v >> 8) & 0x3F
+        b2 = (v >> 16) & 0x3F
+        b3 = (v >> 24) & 0x3F
         length = np.where(b0 < 0xE0, 2, np.where(b0 < 0xF0, 3, 4))
         cp = np.where(
             length == 2,
@@ -203,64 +239,109 @@ class TextBytes:
         )
         return pos, cp, length
 
-    def _mark_chars(self, mask: np.ndarray, pos: np.ndarray, length: np.ndarray) -> None:
-        """Set `mask` on every byte of the characters starting at `pos`."""
-        for k in range(4):
-            hit = pos[length > k] + k
-            mask[hit] = True
+    @cached_property
+    def _wide_spaces(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first byte position, byte length) of every non-ASCII whitespace character."""
+        pos, cp, length = self.non_ascii_chars
+        if pos.size == 0:
+            return pos, length
+        hit = np.isin(cp, _NON_ASCII_WHITESPACE)
+        return pos[hit], length[hit]
 
     @cached_property
     def is_space(self) -> np.ndarray:
         """Per byte: part of a whitespace character (`str.isspace()`)."""
         b = self.buf
-        space = (np.subtract(b, 9, dtype=np.uint8) < 5) | (np.subtract(b, 28, dtype=np.uint8) < 5)
-        pos, cp, length = self.non_ascii_chars
+        space = np.subtract(b, 9, dtype=np.uint8) < 5
+        space |= np.subtract(b, 28, dtype=np.uint8) < 5
+        pos, length = self._wide_spaces
         if pos.size:
-            hit = np.isin(cp, _NON_ASCII_WHITESPACE)
-            if hit.any():
-                self._mark_chars(space, pos[hit], length[hit])
+            space[np.repeat(pos, length) + _ranks(length)] = True
         return space
 
     @cached_property
     def space_char_counts(self) -> np.ndarray:
         """Whitespace characters per row."""
-        b = self.buf
-        space = (np.subtract(b, 9, dtype=np.uint8) < 5) | (np.subtract(b, 28, dtype=np.uint8) < 5)
-        pos, cp, _ = self.non_ascii_chars
+        counts = _segment_sums(self.is_space, self.starts, self.ends)
+        pos, length = self._wide_spaces
         if pos.size:
-            hit = np.isin(cp, _NON_ASCII_WHITESPACE)
-            if hit.any():
-                space[pos[hit]] = True
-        return _segment_sums(space, self.starts, self.ends)
+            row = np.searchsorted(self.starts, pos, side="right") - 1
+            counts -= np.bincount(row, weights=length - 1, minlength=self.num_rows).astype(np.int64)
+        return counts
+
+    @cached_property
+    def _word_opens(self) -> np.ndarray:
+        """Per byte: the first byte of a word (a non-space byte after a space byte or at the
+        start of a row)."""
+        space = self.is_space
+        opens = np.empty(space.size, dtype=bool)
+        if space.size:
+            opens[0] = not space[0]
+            np.greater(space[:-1], space[1:], out=opens[1:])
+            first = self.starts[self.ends > self.starts]
+            opens[first] = ~space[first]
+        return opens
+
+    @cached_property
+    def word_counts(self) -> np.ndarray:
+        """Words per row, without listing them."""
+        return _segment_sums(self._word_opens, self.starts, self.ends)
 
     @cached_property
     def words(self) -> Words:
         """The spans of the words of every row (see the module docstring)."""
         space = self.is_space
         n = space.size
-        word = ~space
-        prev_space = np.ones(n, dtype=bool)
-        prev_space[1:] = space[:-1]
-        next_space = np.ones(n, dtype=bool)
-        next_space[:-1] = space[1:]
-        nonempty = self.ends > self.starts
-        prev_space[self.starts[nonempty]] = True
-        next_space[self.ends[nonempty] - 1] = True
-        start = np.flatnonzero(word & prev_space)
-        end = np.flatnonzero(word & next_space) + 1
-        count = _segment_counts(start, self.starts, self.ends)
+        closes = np.empty(n, dtype=bool)
+        if n:
+            # A word ends at a non-space byte before a space byte or at the end of a row.
+            closes[-1] = not space[-1]
+            np.less(space[:-1], space[1:], out=closes[:-1])
+            last = self.ends[self.ends > self.starts] - 1
+            closes[last] = ~space[last]
+        start = np.flatnonzero(self._word_opens)
+        end = np.flatnonzero(closes) + 1
+        count = self.word_counts
         row = np.repeat(np.arange(self.num_rows), count)
         return Words(start=start, end=end, row=row, count=count)
+
+    @cached_property
+    def newline_positions(self) -> np.ndarray:
+        return np.flatnonzero(self.buf == 10)
 
     @cached_property
     def word_char_lengths(self) -> np.ndarray:
         """Length in characters of every word of `words`."""
         w = self.words
         lengths = w.end - w.start
-        if self.has_non_ascii:
-            continuation = (self.buf & 0xC0) == 0x80
-            lengths = lengths - _segment_sums(continuation, w.start, w.end)
+        pos, _, nbytes = self.non_ascii_chars
+        if pos.size and lengths.size:
+            # Each multi-byte character makes its word (nbytes - 1) characters shorter.
+            word = np.searchsorted(w.start, pos, side="right") - 1
+            inside = (word >= 0) & (pos < w.end[np.maximum(word, 0)])
+            extra = np.bincount(word[inside], weights=nbytes[inside] - 1, minlength=lengths.size)
+            lengths = lengths - extra.astype(np.int64)
         return lengths
+
+    @cached_property
+    def word_bounds(self) -> np.ndarray:
+        """Row `r` holds the words `word_bounds[r]` to `word_bounds[r + 1]` (exclusive)."""
+        bounds = np.zeros(self.num_rows + 1, dtype=np.int64)
+        np.cumsum(self.words.count, out=bounds[1:])
+        return bounds
+
+    @cached_property
+    def first_word_of_row(self) -> np.ndarray:
+        """Index of the first word of each row (meaningful where the row has words)."""
+        return self.word_bounds[:-1]
+
+    def row_of_words(self, word_index: np.ndarray) -> np.ndarray:
+        """The row of each word in `word_index`."""
+        return np.searchsorted(self.word_bounds, word_index, side="right") - 1
+
+    def rows_of_words(self, word_index: np.ndarray) -> np.ndarray:
+        """Per row, how many of the words `word_index` (sorted, distinct) it holds."""
+        return _segment_counts(word_index, self.word_bounds[:-1], self.word_bounds[1:])
 
     @cached_property
     def lines(self) -> tuple[np.ndarray, np.ndarray]:
@@ -269,48 +350,36 @@ class TextBytes:
         Lines are what `text.split("\\n")` gives; a line is non-blank when it has a word.
         """
         w = self.words
-        if w.start.size == 0:
+        n = w.start.size
+        if n == 0:
             empty = np.zeros(0, np.int64)
             return empty, empty
-        newlines = np.flatnonzero(self.buf == 10)
-        line_of_word = np.searchsorted(newlines, w.start)
-        new_line = np.ones(w.start.size, dtype=bool)
-        new_line[1:] = (line_of_word[1:] != line_of_word[:-1]) | (w.row[1:] != w.row[:-1])
+        new_line = np.zeros(n, dtype=bool)
+        # The first word after each newline, and the first word of each row, open a line.
+        after_newline = np.searchsorted(w.start, self.newline_positions)
+        new_line[after_newline[after_newline < n]] = True
+        new_line[self.first_word_of_row[w.count > 0]] = True
         first = np.flatnonzero(new_line)
         last = np.empty_like(first)
         last[:-1] = first[1:] - 1
-        last[-1] = w.start.size - 1
+        last[-1] = n - 1
         return first, last
 
     @cached_property
     def line_counts(self) -> np.ndarray:
         """Non-blank lines per row."""
-        first, _ = self.lines
-        return np.bincount(self.words.row[first], minlength=self.num_rows).astype(np.int64)
-
-    def rows_of_words(self, word_index: np.ndarray) -> np.ndarray:
-        """Per row, how many of the words `word_index` (any order) it holds."""
-        return np.bincount(self.words.row[word_index], minlength=self.num_rows).astype(np.int64)
-
-    def windows(self, ends: np.ndarray, width: int) -> np.ndarray:
-        """The `width` bytes before each position in `ends` (zero bytes before the buffer)."""
-        padded = np.concatenate([np.zeros(width, np.uint8), self.buf])
-        return padded[ends[:, None] + np.arange(width)[None, :]]
+        return self.rows_of_words(self.lines[0])
 
     def word_keys(self, index: np.ndarray, width: int = 8) -> np.ndarray:
         """The first `width` (4 or 8) bytes of each word in `index`, zero-padded past the
-        word's end, packed little-endian into one integer per word."""
+        word's end, packed little-endian into one integer per word (see `pack`)."""
         w = self.words
         start = w.start[index]
-        window = self.padded[start[:, None] + np.arange(width)[None, :]]
-        window[np.arange(width)[None, :] >= (w.end[index] - start)[:, None]] = 0
-        return np.ascontiguousarray(window).view(f"<u{width}").ravel()
-
-    @cached_property
-    def first_word_of_row(self) -> np.ndarray:
-        """Index of the first word of each row (meaningful where the row has words)."""
-        count = self.words.count
-        return np.cumsum(count) - count
+        nbytes = np.minimum(w.end[index] - start, width).astype(np.uint64)
+        keys = self.load(start, width).astype(np.uint64)
+        full = np.uint64(2**64 - 1)
+        keep = np.where(nbytes >= 8, full, (np.uint64(1) << (nbytes * np.uint64(8))) - np.uint64(1))
+        return (keys & keep).astype(f"<u{width}")
 
     def word_text(self, index: int) -> str:
         """The text of word `index` (for rare cases checked one by one)."""
