@@ -323,3 +323,15 @@ def test_scores_and_decisions_match_nemo_curator_on_varied_documents():
             elif ours[i] != score or bool(keep[i]) != decision:
                 mismatches.append((name, i, score, ours[i]))
     assert mismatches == []
+
+
+@pytest.mark.parametrize("name", STRING_FILTERS)
+def test_scores_are_the_same_for_sliced_chunked_and_large_string_columns(name):
+    docs = _varied_documents(40, seed=3)
+    f = getattr(F, name)()
+    expected = f.mask(table(*docs))[0].tolist()[10:30]
+    chunked = pa.chunked_array([pa.array(docs[:17]), pa.array(docs[17:])])
+    sliced = pa.table({"id": [str(i) for i in range(40)], "text": chunked}).slice(10, 20)
+    large = table(*docs[10:30]).cast(pa.schema([("id", pa.string()), ("text", pa.large_string())]))
+    assert f.mask(sliced)[0].tolist() == expected
+    assert f.mask(large)[0].tolist() == expected
