@@ -34,12 +34,11 @@ class BulletsFilter(Filter):
 
     def score(self, batch: pa.Table) -> np.ndarray:
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
-        first_word, _ = text.lines
+        first = text.line_firsts
         # Every bullet starts with the byte 0xE2: look closer at those lines only.
-        first_word = first_word[text.buf[text.words.start[first_word]] == 0xE2]
-        key = text.load(text.words.start[first_word], 4) & 0xFFFFFF
-        bullet_lines = text.rows_of_words(first_word[np.isin(key, _BULLET_KEYS)])
-        return ratio(bullet_lines, text.line_counts, empty=0.0)
+        first = first[text.buf[first] == 0xE2]
+        bullet = np.isin(text.load(first, 4) & 0xFFFFFF, _BULLET_KEYS)
+        return ratio(text.rows_of_positions(first[bullet]), text.line_counts, empty=0.0)
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
         return scores <= self.max_bullet_lines_ratio

@@ -41,12 +41,11 @@ class CommonEnglishWordsFilter(Filter):
 
     def score(self, batch: pa.Table) -> np.ndarray:
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
-        w = text.words
-        nbytes = w.end - w.start
-        candidate = np.flatnonzero((nbytes >= 2) & (nbytes <= 4) & _FIRST_BYTES[text.buf[w.start]])
-        is_common = np.zeros(w.start.size, dtype=bool)
-        is_common[candidate] = np.isin(text.word_keys(candidate, width=4), _KEYS)
-        counts = text.rows_of_words(np.flatnonzero(is_common))
+        starts, ends = text.word_starts, text.word_ends
+        nbytes = ends - starts
+        candidate = np.flatnonzero((nbytes >= 2) & (nbytes <= 4) & _FIRST_BYTES[text.buf[starts]])
+        common = candidate[np.isin(text.word_keys(candidate, width=4), _KEYS)]
+        counts = text.rows_of_positions(starts[common])
         if not self.stop_at_false:
             return counts
         cutoff = self.min_num_common_words
@@ -54,8 +53,10 @@ class CommonEnglishWordsFilter(Filter):
             # Counting stops at the first count >= cutoff, which is ceil(cutoff).
             return np.minimum(counts, math.ceil(cutoff))
         # A non-positive cutoff is reached after the first word: its own count is the score.
+        is_common = np.zeros(starts.size, dtype=np.int64)
+        is_common[common] = 1
         first = np.zeros(text.num_rows, dtype=np.int64)
-        has_words = w.count > 0
+        has_words = text.word_counts > 0
         first[has_words] = is_common[text.first_word_of_row[has_words]]
         return first
 

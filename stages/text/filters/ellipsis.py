@@ -70,13 +70,12 @@ class EllipsisFilter(Filter):
 
     def score(self, batch: pa.Table) -> np.ndarray:
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
-        _, last_word = text.lines
+        end = text.line_ends
         # Only lines whose last byte can end an ellipsis need a closer look.
-        last_word = last_word[_LAST_BYTES[text.buf[text.words.end[last_word] - 1]]]
-        end = text.words.end[last_word]
+        end = end[_LAST_BYTES[text.buf[end - 1]]]
         # The endings' letters are ASCII and no other character lower-cases to them, so
         # ignoring ASCII case on the line's last bytes is exact.
-        room = end - text.starts[text.row_of_words(last_word)]
+        room = end - text.row_starts_of(end - 1)
         hit = np.zeros(end.size, dtype=bool)
         for nbytes, tests in _TESTS:
             match = room >= nbytes
@@ -84,8 +83,7 @@ class EllipsisFilter(Filter):
                 value = text.load(end - offset, width)
                 match &= (value | value.dtype.type(fold)) == value.dtype.type(expected)
             hit |= match
-        ellipsis_lines = text.rows_of_words(last_word[hit])
-        return ratio(ellipsis_lines, text.line_counts, empty=0.0)
+        return ratio(text.rows_of_positions(end[hit] - 1), text.line_counts, empty=0.0)
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
         return scores <= self.max_num_lines_ending_with_ellipsis_ratio

@@ -34,9 +34,8 @@ class PunctuationFilter(Filter):
 
     def score(self, batch: pa.Table) -> np.ndarray:
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
-        _, last_word = text.lines
-        last_byte = text.buf[text.words.end[last_word] - 1]
-        ended = text.rows_of_words(last_word[np.isin(last_byte, _END_BYTES)])
+        last = text.line_ends - 1  # the last non-whitespace byte of each line
+        ended = text.rows_of_positions(last[np.isin(text.buf[last], _END_BYTES)])
         lines = text.line_counts
         return ratio(lines - ended, lines, empty=0.0)
 

@@ -48,16 +48,16 @@ class SymbolsToWordsFilter(Filter):
 
     def score(self, batch: pa.Table) -> np.ndarray:
         text = TextBytes.from_column(text_column(batch, self.text_field, self.stage_name))
-        w = text.words
-        nbytes = w.end - w.start
-        first = text.buf[w.start]
+        starts, ends = text.word_starts, text.word_ends
+        nbytes = ends - starts
+        first = text.buf[starts]
         short = np.flatnonzero(_ELLIPSIS_FIRST[first] & ((nbytes == 3) | (nbytes == 5)))
         ellipsis = short[np.isin(text.word_keys(short), _ELLIPSIS_KEYS)]
         hashed = np.flatnonzero(first == ord("#"))
-        hashed = hashed[text.buf[w.end[hashed] - 1] == ord("#")]
+        hashed = hashed[text.buf[ends[hashed] - 1] == ord("#")]
         hashed = np.array([i for i in hashed if _is_hash_word(text.word_text(i))], dtype=np.int64)
-        symbols = text.rows_of_words(np.union1d(ellipsis, hashed).astype(np.int64))
-        return ratio(symbols, w.count, empty=0.0)
+        symbols = np.union1d(ellipsis, hashed).astype(np.int64)
+        return ratio(text.rows_of_positions(starts[symbols]), text.word_counts, empty=0.0)
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
         return scores <= self.max_symbol_to_word_ratio

@@ -288,8 +288,13 @@ class TextBytes:
         return _segment_sums(self._word_opens, self.starts, self.ends)
 
     @cached_property
-    def words(self) -> Words:
-        """The spans of the words of every row (see the module docstring)."""
+    def word_starts(self) -> np.ndarray:
+        """Byte position of the first byte of every word, in order."""
+        return np.flatnonzero(self._word_opens)
+
+    @cached_property
+    def word_ends(self) -> np.ndarray:
+        """Byte position just past the last byte of every word, in order."""
         space = self.is_space
         n = space.size
         closes = np.empty(n, dtype=bool)
@@ -299,15 +304,14 @@ class TextBytes:
             np.less(space[:-1], space[1:], out=closes[:-1])
             last = self.ends[self.ends > self.starts] - 1
             closes[last] = ~space[last]
-        start = np.flatnonzero(self._word_opens)
-        end = np.flatnonzero(closes) + 1
-        count = self.word_counts
-        row = np.repeat(np.arange(self.num_rows), count)
-        return Words(start=start, end=end, row=row, count=count)
+        return np.flatnonzero(closes) + 1
 
     @cached_property
-    def newline_positions(self) -> np.ndarray:
-        return np.flatnonzero(self.buf == 10)
+    def words(self) -> Words:
+        """The spans of the words of every row (see the module docstring)."""
+        count = self.word_counts
+        row = np.repeat(np.arange(self.num_rows), count)
+        return Words(start=self.word_starts, end=self.word_ends, row=row, count=count)
 
     @cached_property
     def word_char_lengths(self) -> np.ndarray:
@@ -344,38 +348,51 @@ class TextBytes:
         return _segment_counts(word_index, self.word_bounds[:-1], self.word_bounds[1:])
 
     @cached_property
-    def lines(self) -> tuple[np.ndarray, np.ndarray]:
-        """(first word index, last word index) of every non-blank line, in order.
+    def _line_spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """Byte spans [start, end) of the non-empty lines (`text.split("\\n")`)."""
+        newlines = np.flatnonzero(self.buf == 10)
+        # Both inputs are sorted runs, so a stable sort is a merge.
+        starts = np.sort(np.concatenate([self.starts, newlines + 1]), kind="stable")
+        ends = np.sort(np.concatenate([newlines, self.ends]), kind="stable")
+        nonempty = ends > starts
+        return starts[nonempty], ends[nonempty]
 
-        Lines are what `text.split("\\n")` gives; a line is non-blank when it has a word.
-        """
-        w = self.words
-        n = w.start.size
-        if n == 0:
-            empty = np.zeros(0, np.int64)
-            return empty, empty
-        new_line = np.zeros(n, dtype=bool)
-        # The first word after each newline, and the first word of each row, open a line.
-        after_newline = np.searchsorted(w.start, self.newline_positions)
-        new_line[after_newline[after_newline < n]] = True
-        new_line[self.first_word_of_row[w.count > 0]] = True
-        first = np.flatnonzero(new_line)
-        last = np.empty_like(first)
-        last[:-1] = first[1:] - 1
-        last[-1] = n - 1
-        return first, last
+    @cached_property
+    def line_firsts(self) -> np.ndarray:
+        """Position of the first non-whitespace byte of every non-blank line, in order."""
+        line_start, line_end = self._line_spans
+        starts = np.append(self.word_starts, self.buf.size)
+        first = starts[np.searchsorted(starts[:-1], line_start)]
+        return first[first < line_end]
+
+    @cached_property
+    def line_ends(self) -> np.ndarray:
+        """Position just past the last non-whitespace byte of every non-blank line."""
+        line_start, line_end = self._line_spans
+        ends = np.concatenate([[-1], self.word_ends])
+        last = ends[np.searchsorted(ends[1:], line_end, side="right")]
+        return last[last > line_start]
 
     @cached_property
     def line_counts(self) -> np.ndarray:
         """Non-blank lines per row."""
-        return self.rows_of_words(self.lines[0])
+        if "line_firsts" in self.__dict__:  # whichever side of the lines is already known
+            return self.rows_of_positions(self.line_firsts)
+        return self.rows_of_positions(self.line_ends - 1)
+
+    def rows_of_positions(self, positions: np.ndarray) -> np.ndarray:
+        """Per row, how many of the byte `positions` (sorted) fall inside it."""
+        return _segment_counts(positions, self.starts, self.ends)
+
+    def row_starts_of(self, positions: np.ndarray) -> np.ndarray:
+        """The first byte position of the row holding each of `positions`."""
+        return self.starts[np.searchsorted(self.starts, positions, side="right") - 1]
 
     def word_keys(self, index: np.ndarray, width: int = 8) -> np.ndarray:
         """The first `width` (4 or 8) bytes of each word in `index`, zero-padded past the
         word's end, packed little-endian into one integer per word (see `pack`)."""
-        w = self.words
-        start = w.start[index]
-        nbytes = np.minimum(w.end[index] - start, width).astype(np.uint64)
+        start = self.word_starts[index]
+        nbytes = np.minimum(self.word_ends[index] - start, width).astype(np.uint64)
         keys = self.load(start, width).astype(np.uint64)
         full = np.uint64(2**64 - 1)
         keep = np.where(nbytes >= 8, full, (np.uint64(1) << (nbytes * np.uint64(8))) - np.uint64(1))
@@ -383,8 +400,7 @@ class TextBytes:
 
     def word_text(self, index: int) -> str:
         """The text of word `index` (for rare cases checked one by one)."""
-        w = self.words
-        return self.buf[w.start[index] : w.end[index]].tobytes().decode("utf-8")
+        return self.buf[self.word_starts[index] : self.word_ends[index]].tobytes().decode("utf-8")
 
 
 def pack(word: str, width: int = 8) -> int:

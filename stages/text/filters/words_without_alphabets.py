@@ -37,9 +37,9 @@ class WordsWithoutAlphabetsFilter(Filter):
         pos, codepoints, _ = text.non_ascii_chars
         if pos.size:
             alpha[pos] = is_alphabetic(codepoints)
-        w = text.words
-        with_alpha = np.flatnonzero(text.segment_sums_at(alpha, w.start, w.end) > 0)
-        return ratio(text.rows_of_words(with_alpha), w.count, empty=0.0)
+        starts = text.word_starts
+        with_alpha = text.segment_sums_at(alpha, starts, text.word_ends) > 0
+        return ratio(text.rows_of_positions(starts[with_alpha]), text.word_counts, empty=0.0)
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
         return scores >= self.min_words_with_alphabets
