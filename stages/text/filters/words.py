@@ -11,8 +11,10 @@ Two entry points:
 - `split_words(texts)`: the words of each text as a Polars `list[str]` Series (for
   filters that need the word strings themselves, e.g. n-grams).
 - `TextBytes.from_column(texts)`: the whole batch as one UTF-8 byte buffer with row
-  boundaries, plus lazily computed word spans, line spans and per-character classes as
-  NumPy arrays. Counting filters use it: no per-document Python and no word strings.
+  boundaries, plus lazily computed NumPy arrays: `is_space` (per byte), `word_starts` /
+  `word_ends` / `word_counts` / `words` (word spans), `word_char_lengths`, `line_firsts` /
+  `line_ends` / `line_counts` (non-blank lines of `text.split("\\n")`), `char_counts`.
+  Counting filters use it: no per-document Python and no word strings.
 
 Null texts are treated as empty texts everywhere.
 """
