@@ -163,10 +163,11 @@ def _print_summary(summary: dict, as_json: bool) -> None:
         f"rows read {r['rows_read']}, quarantined {r['rows_quarantined']}, "
         f"written {r['rows_written']}{state}"
     )
-    console.print(f"output:   {summary['output']}")
-    console.print(f"manifest: {summary['manifest']}")
+    # Plain prints: paths must stay whole (no wrapping) to be copied.
+    print(f"output:   {summary['output']}")
+    print(f"manifest: {summary['manifest']}")
     if summary.get("report_uri"):
-        console.print(f"report:   {summary['report_uri']}")
+        print(f"report:   {summary['report_uri']}")
 
 
 def main(argv: list[str] | None = None) -> int:

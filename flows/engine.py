@@ -308,12 +308,16 @@ class _ShardOp:
         }
 
 
-class _ShardActor(_ShardOp):
-    """Actor-pool flavour: `setup()` of every stage runs once, when the actor starts."""
+def _actor_class(args: tuple) -> type:
+    """An actor-pool flavour of `_ShardOp` with its stages bound in the class, so that
+    `setup()` of every stage runs once, when the actor starts."""
 
-    def __init__(self, *args: Any):
-        super().__init__(*args)
-        self._setup()
+    class _ShardActor(_ShardOp):
+        def __init__(self) -> None:
+            super().__init__(*args)
+            self._setup()
+
+    return _ShardActor
 
 
 def _cluster_cpus() -> int:
@@ -369,8 +373,7 @@ def run_pipeline(
         if stateful:
             workers = max_workers or max(1, int(cpus // max(res.cpus, 0.01)))
             ds = ds.map(
-                _ShardActor,
-                fn_constructor_args=args,
+                _actor_class(args),
                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(workers, len(items))),
                 **ray_args,
             )

@@ -17,6 +17,7 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.pop("PREFECT_API_URL", None)
+os.makedirs(os.path.join(_RUN_DIR, "ray"), exist_ok=True)
 os.environ.setdefault("CURATE_RAY_TMPDIR", os.path.join(_RUN_DIR, "ray"))
 os.environ.setdefault("CURATE_RAY_NUM_CPUS", "2")
 os.environ.setdefault("CURATE_RAY_OBJECT_STORE_MB", "256")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from stages.io.commit import read_manifest
@@ -13,7 +14,8 @@ from stages.io.commit import read_manifest
 def _curate(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PREFECT_HOME"] = str(cwd / "prefect-home")
-    env["CURATE_RAY_TMPDIR"] = str(cwd / "ray")
+    # Ray's socket paths must stay short (AF_UNIX limit): not under pytest's tmp_path.
+    env["CURATE_RAY_TMPDIR"] = tempfile.mkdtemp(prefix="r", dir=os.environ["CURATE_RAY_TMPDIR"])
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", *args],
         cwd=cwd,

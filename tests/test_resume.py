@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def _input(path: Path) -> Path:
 def _curate(input_path: Path, output: Path, tmp_path: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    env["CURATE_RAY_TMPDIR"] = str(tmp_path / "ray")
+    # Ray's socket paths must stay short (AF_UNIX limit): not under pytest's tmp_path.
+    env["CURATE_RAY_TMPDIR"] = tempfile.mkdtemp(prefix="r", dir=os.environ["CURATE_RAY_TMPDIR"])
     env.pop("PREFECT_API_URL", None)
     cmd = [sys.executable, "-m", "flows.cli", "text", "--input", str(input_path)]
     cmd += ["--output", str(output), "--version", "v1", "--shard-size-mb", str(SHARD_MB)]

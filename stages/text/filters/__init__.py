@@ -1,13 +1,3 @@
-from stages.text.filters.repeated_lines import RepeatedLinesFilter  # noqa: F401
-from stages.text.filters.repeated_lines_by_char import RepeatedLinesByCharFilter  # noqa: F401
-from stages.text.filters.repeated_paragraphs import RepeatedParagraphsFilter  # noqa: F401
-from stages.text.filters.repeated_paragraphs_by_char import (  # noqa: F401
-    RepeatedParagraphsByCharFilter,
-)
-from stages.text.filters.repeating_duplicate_ngrams import (  # noqa: F401
-    RepeatingDuplicateNGramsFilter,
-)
-from stages.text.filters.repeating_top_ngrams import RepeatingTopNGramsFilter  # noqa: F401
 from stages.text.filters.boilerplate_string import BoilerPlateStringFilter  # noqa: F401
 from stages.text.filters.bullets import BulletsFilter  # noqa: F401
 from stages.text.filters.common_english_words import CommonEnglishWordsFilter  # noqa: F401
@@ -18,6 +8,16 @@ from stages.text.filters.non_alpha_numeric import NonAlphaNumericFilter  # noqa:
 from stages.text.filters.numbers import NumbersFilter  # noqa: F401
 from stages.text.filters.parentheses import ParenthesesFilter  # noqa: F401
 from stages.text.filters.punctuation import PunctuationFilter  # noqa: F401
+from stages.text.filters.repeated_lines import RepeatedLinesFilter  # noqa: F401
+from stages.text.filters.repeated_lines_by_char import RepeatedLinesByCharFilter  # noqa: F401
+from stages.text.filters.repeated_paragraphs import RepeatedParagraphsFilter  # noqa: F401
+from stages.text.filters.repeated_paragraphs_by_char import (  # noqa: F401
+    RepeatedParagraphsByCharFilter,
+)
+from stages.text.filters.repeating_duplicate_ngrams import (  # noqa: F401
+    RepeatingDuplicateNGramsFilter,
+)
+from stages.text.filters.repeating_top_ngrams import RepeatingTopNGramsFilter  # noqa: F401
 from stages.text.filters.symbols_to_words import SymbolsToWordsFilter  # noqa: F401
 from stages.text.filters.urls import UrlsFilter  # noqa: F401
 from stages.text.filters.white_space import WhiteSpaceFilter  # noqa: F401
