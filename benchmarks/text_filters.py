@@ -4,7 +4,8 @@ Builds (or reuses from `.bench-cache/`) a corpus of at least 100k documents from
 `benchmarks.corpus` (real documentation sections plus junk), then on one core each:
 
 - ours: `stages.text.recipes.default_english_heuristics()`, streamed over the JSONL in
-  Arrow batches, each filter's `process` in order (a subprocess with every thread pool
+  Arrow batches through one `FilterChain` (the same decisions as each filter applied in
+  turn; shared per-batch word splitting), in a subprocess with every thread pool
   set to one thread, so its peak RSS is its own);
 - NeMo Curator's: `benchmarks/nemo_side.py` in NeMo Curator's venv (`.bench-venvs/nemo`),
   the same recipe with their `DocumentFilter` classes, document by document;
@@ -143,12 +144,12 @@ def run_ours(corpus: Path, decisions: Path | None, batch_rows: int, repeat: int)
     import pyarrow.compute as pc
     import pyarrow.json as pj
 
+    from stages.base import FilterChain
     from stages.text.recipes import ENGLISH_HEURISTICS, default_english_heuristics, step_label
 
     labels = [step_label(cls, kw) for cls, kw in ENGLISH_HEURISTICS]
-    chain = default_english_heuristics()
-    for f in chain:
-        f.setup()
+    chain = FilterChain(default_english_heuristics(), sample_size=0, track_removed=True)
+    chain.setup()
     rss_after_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     size = corpus.stat().st_size
@@ -159,9 +160,9 @@ def run_ours(corpus: Path, decisions: Path | None, batch_rows: int, repeat: int)
     read_options = pj.ReadOptions(block_size=block_size, use_threads=False)
     parse_options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
 
-    seconds = [0.0] * len(chain)
-    cpu = [0.0] * len(chain)
-    rejected = [0] * len(chain)
+    seconds = [0.0]
+    cpu = [0.0] * len(labels)
+    rejected = [0] * len(labels)
     documents = kept = text_bytes = batches = 0
     out = open(decisions, "w") if decisions else None
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -176,24 +177,18 @@ def run_ours(corpus: Path, decisions: Path | None, batch_rows: int, repeat: int)
                 documents += batch.num_rows
                 text_bytes += pc.sum(pc.binary_length(batch["text"])).as_py() or 0
                 batches += 1
-                for i, stage in enumerate(chain):
-                    if batch.num_rows == 0:
-                        break
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    result = stage.process(batch)
-                    seconds[i] += time.perf_counter() - t0
-                    cpu[i] += time.process_time() - c0
-                    dropped = batch.num_rows - result.num_rows
-                    if dropped:
-                        rejected[i] += dropped
-                        if out is not None:
-                            gone = batch["id"].filter(
-                                pc.invert(pc.is_in(batch["id"], value_set=result["id"]))
-                            )
-                            for doc_id in gone.to_pylist():
-                                out.write(json.dumps({"id": doc_id, "rejected_by": labels[i]}))
-                                out.write("\n")
-                    batch = result
+                t0 = time.perf_counter()
+                result, records = chain.run(batch)
+                seconds[0] += time.perf_counter() - t0
+                for i, record in enumerate(records):
+                    cpu[i] += record["cpu_seconds"]
+                    rejected[i] += len(record["removed_rows"])
+                    if out is not None and len(record["removed_rows"]):
+                        gone = batch["id"].take(pa.array(record["removed_rows"]))
+                        for doc_id in gone.to_pylist():
+                            out.write(json.dumps({"id": doc_id, "rejected_by": labels[i]}))
+                            out.write("\n")
+                batch = result
                 kept += batch.num_rows
     finally:
         if out is not None:

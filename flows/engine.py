@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from stages.base import Filter, Resources, Stage
+from stages.base import Filter, FilterChain, Resources, Stage
 
 log = logging.getLogger("curate.engine")
 
@@ -170,11 +170,16 @@ class RunReport:
 # --------------------------------------------------------------------------- running stages
 
 
-def run_stage(stage: Stage, table: pa.Table, node: str | None = None) -> tuple[pa.Table, dict]:
+def run_stage(
+    stage: Stage, table: pa.Table, node: str | None = None
+) -> tuple[pa.Table, list[dict]]:
     """Run one stage over a whole shard table, in `stage.batch_size` slices when set.
 
-    Returns the output table and the stage's metrics record for this shard.
+    Returns the output table and the metrics records for this shard: one for a stage, one
+    per filter for a `FilterChain`.
     """
+    if isinstance(stage, FilterChain):
+        return _run_chain(stage, table, node)
     start = time.perf_counter()
     rows_in = table.num_rows
     sample: list[dict] = []
@@ -198,7 +203,28 @@ def run_stage(stage: Stage, table: pa.Table, node: str | None = None) -> tuple[p
         "node": node,
         "removed_sample": sample,
     }
-    return out, record
+    return out, [record]
+
+
+def _run_chain(chain: FilterChain, table: pa.Table, node: str | None) -> tuple[pa.Table, list]:
+    size = chain.batch_size or max(table.num_rows, 1)
+    outputs, totals = [], {}
+    for offset in range(0, max(table.num_rows, 1), size):
+        out, records = chain.run(table.slice(offset, size))
+        outputs.append(out)
+        for r in records:
+            total = totals.setdefault(
+                r["stage"], {**r, "rows_in": 0, "rows_out": 0, "seconds": 0.0, "removed_sample": []}
+            )
+            total["rows_in"] += r["rows_in"]
+            total["rows_out"] += r["rows_out"]
+            total["seconds"] += r["seconds"]
+            room = REMOVED_SAMPLE_SIZE - len(total["removed_sample"])
+            total["removed_sample"].extend(r["removed_sample"][: max(room, 0)])
+    for total in totals.values():
+        total["node"] = node
+    out = outputs[0] if len(outputs) == 1 else pa.concat_tables(outputs, promote_options="default")
+    return out, list(totals.values())
 
 
 def _sample_rows(removed: pa.Table, n: int, stage: Filter) -> list[dict]:
@@ -293,10 +319,10 @@ class _ShardOp:
             quarantine = table_from_bytes(row["quarantine"])
         for stage in self.stages:
             try:
-                table, record = run_stage(stage, table, node)
+                table, records = run_stage(stage, table, node)
             except Exception as exc:
                 raise RuntimeError(f"stage {stage.stage_name} failed on {item}: {exc}") from exc
-            metrics.append(record)
+            metrics.extend(records)
         if self.sink is not None:
             result = self.sink(item, table, quarantine, metrics)
             return {"item": row["item"], "result": json.dumps(result)}

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from flows import storage
 from flows.engine import RunReport, StageMetrics, run_pipeline
-from stages.base import Stage
+from stages.base import FilterChain, Stage
 from stages.io.commit import VersionWriter
 from stages.io.errors import InputError, InputNotFound
 from stages.io.fs import write_bytes_atomic
@@ -113,9 +113,11 @@ def build_stages(params: TextParams) -> list[Stage]:
         from stages.text.clean import TextCleaner
 
         stages.append(TextCleaner())
-    for f in build_recipe(recipe_spec(params.filters)):
+    filters = build_recipe(recipe_spec(params.filters))
+    for f in filters:
         f.keep_score = params.keep_scores
-        stages.append(f)
+    if filters:
+        stages.append(FilterChain(filters))
     if params.languages:
         from stages.text.language import LanguageFilter
 

@@ -128,3 +128,106 @@ def text_column(batch: pa.Table, field: str, stage: str) -> pa.ChunkedArray:
     if pa.types.is_null(column.type):
         return column.cast(pa.string())
     raise TypeError(f"{stage}: column {field!r} is {column.type}, expected a string column")
+
+
+class FilterChain(Stage):
+    """Several filters applied in order, as one stage.
+
+    The result is the same as applying the filters one after the other (a row survives
+    when every filter keeps it; "removed by" goes to the first filter that drops it). The
+    chain scores each filter on the same table and drops rows physically only when more
+    than `1 - compact_below` of them are dead, so per-batch work that filters share (word
+    and line splitting, n-grams) is done once instead of once per filter.
+
+    `run(batch)` also returns one record per filter: rows in and out, seconds, and a
+    sample of the rows it removed.
+    """
+
+    def __init__(
+        self,
+        filters: list[Filter],
+        compact_below: float = 0.6,
+        sample_size: int = 3,
+        track_removed: bool = False,
+    ):
+        self.filters = list(filters)
+        self.compact_below = compact_below
+        self.sample_size = sample_size
+        self.track_removed = track_removed  # records get "removed_rows": input positions
+
+    def setup(self) -> None:
+        for f in self.filters:
+            f.setup()
+
+    @property
+    def is_stateful(self) -> bool:
+        return any(f.is_stateful for f in self.filters)
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        return self.run(batch)[0]
+
+    def run(self, batch: pa.Table) -> tuple[pa.Table, list[dict]]:
+        import time
+
+        current = batch
+        alive = np.ones(batch.num_rows, dtype=bool)
+        position = np.arange(batch.num_rows)  # input row of each row of `current`
+        kept_scores: dict[str, np.ndarray] = {}
+        records = []
+        for f in self.filters:
+            start, cpu_start = time.perf_counter(), time.process_time()
+            rows_in = int(alive.sum())
+            removed_sample: list[dict] = []
+            removed_rows = position[:0]
+            if rows_in:
+                scores, mask = f.mask(current)
+                if f.keep_score or f.score_only:
+                    kept_scores[f.score_column] = scores
+                dropped = alive & ~mask if not f.score_only else np.zeros_like(alive)
+                if dropped.any() and self.sample_size:
+                    first = np.flatnonzero(dropped)[: self.sample_size]
+                    removed_sample = _sample(current.take(first), f.text_field)
+                if self.track_removed:
+                    removed_rows = position[dropped]
+                alive &= ~dropped
+            elif f.keep_score or f.score_only:
+                kept_scores[f.score_column] = np.full(current.num_rows, np.nan)
+            records.append(
+                {
+                    "stage": f.stage_name,
+                    "rows_in": rows_in,
+                    "rows_out": int(alive.sum()),
+                    "seconds": time.perf_counter() - start,
+                    "cpu_seconds": time.process_time() - cpu_start,
+                    "removed_sample": removed_sample,
+                }
+            )
+            if self.track_removed:
+                records[-1]["removed_rows"] = removed_rows
+            if alive.size and alive.mean() < self.compact_below:
+                keep = pa.array(alive)
+                current = current.filter(keep)
+                kept_scores = {k: v[alive] for k, v in kept_scores.items()}
+                position = position[alive]
+                alive = np.ones(current.num_rows, dtype=bool)
+        if not alive.all():
+            current = current.filter(pa.array(alive))
+            kept_scores = {k: v[alive] for k, v in kept_scores.items()}
+        for name, scores in kept_scores.items():
+            if name in current.column_names:
+                current = current.drop_columns([name])
+            current = current.append_column(name, pa.array(scores))
+        return current, records
+
+
+def _sample(rows: pa.Table, text_field: str, chars: int = 300) -> list[dict]:
+    ids = rows.column("id").to_pylist() if "id" in rows.column_names else [None] * rows.num_rows
+    texts = (
+        rows.column(text_field).to_pylist()
+        if text_field in rows.column_names
+        else [None] * rows.num_rows
+    )
+    return [
+        {"id": i, "text": t[:chars] if isinstance(t, str) else None}
+        for i, t in zip(ids, texts, strict=True)
+    ]

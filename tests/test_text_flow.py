@@ -13,6 +13,7 @@ import s3fs
 from documents import english_documents
 
 from flows.text import TextParams, build_stages, curate_text
+from stages.base import FilterChain
 from stages.io.commit import dataset_files, read_manifest
 from stages.io.read import ShardReader
 from stages.io.shards import plan_shards
@@ -55,7 +56,10 @@ def _expected(input_uri: str, params: TextParams) -> tuple[list[str], dict[str, 
     tables = [reader.read(s).table for s in plan_shards(input_uri)]
     table = pa.concat_tables(tables).sort_by("_order")
     counts = {}
-    for stage in build_stages(params):
+    stages = []
+    for stage in build_stages(params):  # the chain's filters, one by one
+        stages.extend(stage.filters if isinstance(stage, FilterChain) else [stage])
+    for stage in stages:
         stage.setup()
         before = table.num_rows
         table = stage.process(table)

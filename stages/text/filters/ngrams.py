@@ -42,13 +42,32 @@ class BatchWords:
     text_chars: np.ndarray  # length in characters of each document
 
     @property
+    def word_hashes(self) -> np.ndarray:
+        """A 64-bit hash of every word (fixed seed), computed once per batch."""
+        hashes = self.__dict__.get("_word_hashes")
+        if hashes is None:
+            hashes = self.words.hash(seed=_WORD_HASH_SEED).to_numpy()
+            object.__setattr__(self, "_word_hashes", hashes)
+        return hashes
+
+    @property
     def n_docs(self) -> int:
         return len(self.texts)
 
 
 def split_words(texts: pa.ChunkedArray | pa.Array) -> BatchWords:
-    """Split every document into words as `str.split()` does, without per-word Python."""
+    """Split every document into words as `str.split()` does, without per-word Python.
+
+    Computed once per batch: the n-gram filters of a chain share it through `TextBytes`.
+    """
     text = TextBytes.from_column(texts)
+    cached = text.__dict__.get("_batch_words")
+    if cached is None:
+        cached = text.__dict__["_batch_words"] = _split_words(text)
+    return cached
+
+
+def _split_words(text: TextBytes) -> BatchWords:
     spans = text.words
     data = text.buf[~text.is_space]  # the words' bytes, end to end
     offsets = np.zeros(len(spans.start) + 1, dtype=np.int64)
@@ -88,7 +107,7 @@ def group_ngrams(batch: BatchWords, n: int) -> NGramGroups:
     if span <= 0:
         empty = np.zeros(0, dtype=np.int64)
         return NGramGroups(empty, empty, empty)
-    word_hashes = batch.words.hash(seed=_WORD_HASH_SEED).to_numpy()
+    word_hashes = batch.word_hashes
     doc = batch.doc[:span]
     key = doc.astype(np.uint64)
     for offset in range(n):

@@ -21,6 +21,7 @@ Null texts are treated as empty texts everywhere.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -149,6 +150,22 @@ class Words:
     count: np.ndarray
 
 
+_last_batch = threading.local()
+
+
+def _column_key(texts: pa.ChunkedArray | pa.Array) -> tuple:
+    """Identity of a column's contents: its type, and each chunk's buffers and slice."""
+    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
+    return (str(texts.type),) + tuple(
+        (
+            chunk.offset,
+            len(chunk),
+            tuple(b.address if b is not None else 0 for b in chunk.buffers()),
+        )
+        for chunk in chunks
+    )
+
+
 class TextBytes:
     """A batch of texts as one UTF-8 byte buffer `buf` with rows at `[starts, ends)`."""
 
@@ -160,6 +177,23 @@ class TextBytes:
 
     @classmethod
     def from_column(cls, texts: pa.ChunkedArray | pa.Array) -> TextBytes:
+        """The batch `texts` as a `TextBytes`.
+
+        The last batch seen by this thread is remembered: the filters of a `FilterChain`
+        score the same column one after the other, so the byte buffer and everything
+        derived from it lazily (word and line spans, n-grams) are computed once per batch.
+        """
+        key = _column_key(texts)
+        cached = getattr(_last_batch, "value", None)
+        if cached is not None and cached[0] == key:
+            return cached[2]
+        text = cls._build(texts)
+        # Holding `texts` keeps its buffers alive, so their addresses in `key` stay unique.
+        _last_batch.value = (key, texts, text)
+        return text
+
+    @classmethod
+    def _build(cls, texts: pa.ChunkedArray | pa.Array) -> TextBytes:
         array = _as_string_array(texts)
         width = np.int64 if pa.types.is_large_string(array.type) else np.int32
         if pa.types.is_string_view(array.type):
