@@ -53,23 +53,26 @@ class RepeatingDuplicateNGramsFilter(Filter):
     def score(self, batch: pa.Table) -> np.ndarray:
         n = self.n
         words = ngrams.split_words(text_column(batch, self.text_field, self.stage_name))
-        groups = ngrams.group_ngrams(words, n)
         scores = np.ones(words.n_docs, dtype=np.float64)
         has_ngram = words.counts >= n
         if not has_ngram.any():
             return scores
-        duplicate = np.zeros(len(words.words), dtype=bool)
-        duplicate[groups.positions] = True
-        duplicate[groups.first] = False
-        # Rolling "any duplicate start in a window ending at word k", from a prefix sum.
-        # Windows never reach into the previous document: a valid start there ends in it.
-        seen = np.concatenate([[0], np.cumsum(duplicate)])
-        k = np.arange(len(duplicate))
-        covered = seen[k + 1] > seen[np.maximum(k - n + 1, 0)]
-        space_after = seen[k + 1] > seen[np.maximum(k - n + 2, 0)] if n > 1 else 0
-        word_chars = words.words.str.len_chars().to_numpy()
-        duplicated = covered * word_chars + space_after
-        per_doc = np.bincount(words.doc, weights=duplicated, minlength=words.n_docs)
+        repeated = ngrams.repeated_ngrams(words, n)
+        duplicate = np.ones(len(repeated.positions), dtype=bool)
+        duplicate[np.searchsorted(repeated.positions, repeated.first)] = False
+        starts = repeated.positions[duplicate]  # duplicate occurrences, ascending
+        # Overlapping occurrences (starts less than n words apart) cover one run of words
+        # whose inner spaces all count; occurrences n or more words apart (never two
+        # documents) start a new run, and the space between two runs does not count.
+        new_run = np.ones(len(starts), dtype=bool)
+        new_run[1:] = starts[1:] - starts[:-1] >= n
+        ends_run = np.ones(len(starts), dtype=bool)
+        ends_run[:-1] = new_run[1:]
+        run_start = starts[new_run]
+        run_end = starts[ends_run] + n
+        before = words.word_chars_before
+        run_chars = before[run_end] - before[run_start] + (run_end - run_start - 1)
+        per_doc = np.bincount(words.doc[run_start], weights=run_chars, minlength=words.n_docs)
         scores[has_ngram] = per_doc[has_ngram] / words.text_chars[has_ngram]
         return scores
 

@@ -56,7 +56,6 @@ class RepeatingTopNGramsFilter(Filter):
 
     def score(self, batch: pa.Table) -> np.ndarray:
         words = ngrams.split_words(text_column(batch, self.text_field, self.stage_name))
-        groups = ngrams.group_ngrams(words, self.n)
         scores = np.ones(words.n_docs, dtype=np.float64)
         has_ngram = np.flatnonzero(words.counts >= self.n)
         if len(has_ngram) == 0:
@@ -64,8 +63,8 @@ class RepeatingTopNGramsFilter(Filter):
         # The top n-gram: highest count, ties to the earliest first occurrence. Where no
         # n-gram repeats, that is the document's first n-gram.
         top = words.starts.copy()
-        repeated = groups.count > 1
-        first, count = groups.first[repeated], groups.count[repeated]
+        repeated = ngrams.repeated_ngrams(words, self.n)
+        first, count = repeated.first, repeated.count
         doc = words.doc[first]
         order = np.lexsort((first, -count, doc))
         leader = np.ones(len(order), dtype=bool)
