@@ -26,6 +26,8 @@ def _quiet_environment(verbose: bool) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not verbose:
         logging.getLogger("curate").setLevel(logging.WARNING)
+        # Ray's C++ core warns about internals of Ray Data's actor pools; keep errors only.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
 
 
 def _silence_prefect_console() -> None:
@@ -145,10 +147,10 @@ def _print_summary(summary: dict, as_json: bool) -> None:
         report.stages[s["stage"]] = StageMetrics(
             s["stage"], s["rows_in"], s["rows_out"], s["seconds"]
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     table = Table(title="Per-stage counts")
     for col in ("stage", "rows_in", "rows_out", "removed", "removed_%", "seconds"):
-        table.add_column(col, justify="left" if col == "stage" else "right")
+        table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
     for row in stage_table(report):
         table.add_row(
             *(
