@@ -60,3 +60,36 @@ def test_chain_keeps_score_columns_aligned_with_kept_rows():
     assert word_count, kept.column_names
     texts = kept.column("text").to_pylist()
     assert kept.column(word_count[0]).to_pylist() == [len(t.split()) for t in texts]
+
+
+def test_ngram_filters_score_alike_in_any_order_on_a_shared_batch():
+    import random
+
+    from stages.text.filters import RepeatingDuplicateNGramsFilter, RepeatingTopNGramsFilter
+
+    rng = random.Random(5)
+    vocabulary = ["a", "b", "c", "the", "cat", "sat"]
+    texts = [" ".join(rng.choices(vocabulary, k=rng.randint(0, 60))) for _ in range(200)]
+    batch = pa.table({"id": [str(i) for i in range(len(texts))], "text": texts})
+
+    def scores(order):
+        out = {}
+        for n in order:
+            top = RepeatingTopNGramsFilter(n=n) if n <= 4 else None
+            dup = RepeatingDuplicateNGramsFilter(n=n)
+            if top:
+                out[("top", n)] = top.mask(batch)[0].tolist()
+            out[("dup", n)] = dup.mask(batch)[0].tolist()
+        return out
+
+    # Each order runs on a fresh table (no shared cache) and on the same one (shared).
+    reference = {}
+    for n in range(1, 11):
+        fresh = pa.table({"id": batch["id"], "text": pa.array(texts)})
+        dup = RepeatingDuplicateNGramsFilter(n=n).mask(fresh)[0].tolist()
+        reference[("dup", n)] = dup
+        if n <= 4:
+            fresh = pa.table({"id": batch["id"], "text": pa.array(texts)})
+            reference[("top", n)] = RepeatingTopNGramsFilter(n=n).mask(fresh)[0].tolist()
+    for order in ([*range(1, 11)], [*range(10, 0, -1)], [5, 2, 9, 1, 4, 10, 3, 7, 6, 8]):
+        assert scores(order) == reference

@@ -129,6 +129,66 @@ def test_curate_text_on_s3_counts_match_an_independent_count(
     assert {(d["id"], d["duplicate_of"]) for d in duplicates} == {("dup-1", "a3"), ("dup-2", "b10")}
 
 
+def test_run_is_reported_in_prefect_with_artifacts_and_an_asset(
+    tmp_path, prefect_harness, ray_cluster
+):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps({"text": t}) for t in english_documents(20)))
+    summary = curate_text(TextParams(input=str(source), output=str(tmp_path / "out")))
+    run_id = read_manifest(summary["output"])["flow_run_id"]
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+        by_key = {a.key: a for a in artifacts}
+        assert by_key["curate-text-stages"].type == "table"
+        assert by_key["curate-text-report"].type == "markdown"
+        assert "WordCountFilter" in by_key["curate-text-report"].data
+        events = _asset_events(client, run_id)
+    assert events, "no asset materialization recorded"
+    event = events[0]
+    assert event["resource"]["prefect.resource.id"] == f"file://{tmp_path / 'out'}"
+    related = {r["prefect.resource.id"]: r for r in event["related"]}
+    assert related[f"file://{source}"]["prefect.resource.role"] == "asset"
+    assert event["payload"]["rows"] == 20
+
+
+def _asset_events(client, run_id: str) -> list[dict]:
+    """Materialization events of this flow run (events reach the API asynchronously)."""
+    import datetime as dt
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        now = dt.datetime.now(dt.UTC)
+        response = client.request(
+            "POST",
+            "/events/filter",
+            json={
+                "filter": {
+                    "occurred": {
+                        "since": (now - dt.timedelta(hours=1)).isoformat(),
+                        "until": (now + dt.timedelta(minutes=1)).isoformat(),
+                    },
+                    "event": {"name": ["prefect.asset.materialization.succeeded"]},
+                },
+                "limit": 50,
+            },
+        )
+        events = [
+            e
+            for e in response.json()["events"]
+            if any(r["prefect.resource.id"] == f"prefect.flow-run.{run_id}" for r in e["related"])
+        ]
+        if events or time.monotonic() > deadline:
+            return events
+        time.sleep(1)
+
+
 def _reasons(fs, manifest, entry) -> list[str]:
     path = f"{manifest['uri'].removeprefix('s3://')}/{entry['path']}"
     table = pq.read_table(fs.open(path, "rb")).to_pylist()
