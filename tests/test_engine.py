@@ -1,0 +1,102 @@
+"""The Ray engine: shards stay whole, stages run in order, setup runs once per worker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flows.engine import RunReport, group_stages, run_pipeline
+from stages.base import Filter, Resources, Stage
+
+
+class Shout(Stage):
+    def process(self, batch):
+        return batch.set_column(1, "text", pc.utf8_upper(batch["text"]))
+
+
+class LongOnly(Filter):
+    def score(self, batch):
+        return pc.utf8_length(batch["text"])
+
+    def keep(self, scores):
+        return scores >= 4
+
+
+class CountsSetups(Stage):
+    """Records each setup() in a folder, to count them."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def setup(self):
+        Path(self.folder, f"{os.getpid()}-{id(self)}").touch()
+
+    def process(self, batch):
+        return batch
+
+
+class OnGpu(Stage):
+    resources = Resources(cpus=1, gpus=0.5)
+
+    def process(self, batch):
+        return batch
+
+
+def _read(n: int) -> tuple[pa.Table, pa.Table]:
+    texts = ["tiny", "hi", "a longer text"][: 1 + n % 3]
+    table = pa.table({"id": [f"{n}-{i}" for i in range(len(texts))], "text": texts})
+    return table, pa.table({"reason": pa.array([], pa.string())})
+
+
+def _sink(n, table, quarantine, metrics):
+    return {
+        "shard": n,
+        "ids": table["id"].to_pylist(),
+        "texts": table["text"].to_pylist(),
+        "metrics": metrics,
+        "rows_written": table.num_rows,
+    }
+
+
+def test_group_stages_splits_where_resources_change():
+    a, b, c, d = Shout(), LongOnly(), OnGpu(), Shout()
+    assert group_stages([a, b, c, d]) == [[a, b], [c], [d]]
+    assert group_stages([]) == []
+
+
+def test_every_shard_goes_through_every_stage_in_order(ray_cluster, tmp_path):
+    import sys
+
+    from ray import cloudpickle
+
+    # Ray workers cannot import this test module: ship its classes by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    results = list(
+        run_pipeline(
+            list(range(12)),
+            _read,
+            [LongOnly(), Shout(), CountsSetups(str(tmp_path))],
+            _sink,
+            item_to_dict=lambda n: {"n": n},
+            item_from_dict=lambda d: d["n"],
+        )
+    )
+    assert sorted(r["shard"] for r in results) == list(range(12))
+    for r in results:
+        expected = [t.upper() for t in ["tiny", "hi", "a longer text"][: 1 + r["shard"] % 3]]
+        assert r["texts"] == [t for t in expected if len(t) >= 4]
+        assert r["ids"] == [f"{r['shard']}-{i}" for i, t in enumerate(expected) if len(t) >= 4]
+    report = RunReport()
+    for r in results:
+        report.add_shard(r)
+    stages = report.stages
+    assert stages["read"].rows_out == sum(1 + n % 3 for n in range(12))
+    assert stages["LongOnly"].removed == 8  # "hi", in the 8 shards with 2 or 3 rows
+    assert stages["LongOnly"].removed_sample[0]["text"] == "hi"
+    assert len(stages["Shout"].nodes) == 1
+    # The stage with setup() ran in a pool of long-lived workers: setup once per worker.
+    setups = list(tmp_path.iterdir())
+    assert 1 <= len(setups) <= 2 < 12
