@@ -43,10 +43,17 @@ def _corpus() -> tuple[list[bytes], list[dict]]:
     lines_b = [json.dumps(r).encode() for r in rows_b]
     lines_b.insert(5, b'{"id": "broken", "text": "unterminated')  # invalid JSON
     lines_b.insert(9, b'{"id": "no-text"}')  # missing text field
+    lines_a.insert(2, b'{"id": "latin1", "text": "caf\xe9 au lait"}')  # not UTF-8
     file_a = b"\n".join(lines_a) + b"\n"
     file_b = gzip.compress(b"\n".join(lines_b) + b"\n")
     file_c = b""  # an empty file
-    return [file_a, file_b, file_c], rows_a + rows_b
+    rows_d = [{"id": f"t{i}", "text": docs[i]} for i in range(10)]  # copies of a0..a9
+    whole = gzip.compress(b"\n".join(json.dumps(r).encode() for r in rows_d) + b"\n")
+    file_d = whole[: len(whole) * 2 // 3]  # a truncated gzip stream
+    return [file_a, file_b, file_c, file_d], rows_a + rows_b
+
+
+NAMES = ["a.jsonl", "b.jsonl.gz", "c.jsonl", "d.jsonl.gz"]
 
 
 def _expected(input_uri: str, params: TextParams) -> tuple[list[str], dict[str, tuple]]:
@@ -87,7 +94,7 @@ def test_curate_text_on_s3_counts_match_an_independent_count(
 ):
     fs = s3fs.S3FileSystem(use_listings_cache=False)
     files, _ = _corpus()
-    for name, data in zip(["a.jsonl", "b.jsonl.gz", "c.jsonl"], files, strict=True):
+    for name, data in zip(NAMES, files, strict=True):
         fs.pipe(f"{s3_bucket}/raw/{name}", data)
     params = TextParams(input=f"s3://{s3_bucket}/raw/*", output=f"s3://{s3_bucket}/curated")
 
@@ -101,9 +108,7 @@ def test_curate_text_on_s3_counts_match_an_independent_count(
     manifest = read_manifest(f"s3://{s3_bucket}/curated")
     assert manifest["version"] == summary["output"].rsplit("/", 1)[-1]
     assert sum(f["rows"] for f in manifest["files"]) == len(expected_ids)
-    assert [i["uri"] for i in manifest["inputs"]] == [
-        f"s3://{s3_bucket}/raw/{n}" for n in ["a.jsonl", "b.jsonl.gz", "c.jsonl"]
-    ]
+    assert [i["uri"] for i in manifest["inputs"]] == [f"s3://{s3_bucket}/raw/{n}" for n in NAMES]
     assert manifest["parameters"]["filters"] == "default"
     assert manifest["code_version"]
     assert manifest["flow_run_id"]
@@ -113,20 +118,28 @@ def test_curate_text_on_s3_counts_match_an_independent_count(
         if name == "ExactDedupHash":
             continue
         assert (stages[name]["rows_in"], stages[name]["rows_out"]) == (rows_in, rows_out), name
-    dedup = stages["ExactDedup"]
-    assert dedup["rows_in"] - dedup["rows_out"] == 2
-
     report = summary["report"]
-    assert report["rows_read"] == 65
-    assert report["rows_quarantined"] == 3  # invalid JSON, missing text, empty file
-    reasons = " ".join(r for q in manifest["quarantine"] for r in _reasons(fs, manifest, q))
-    assert "b.jsonl.gz" in reasons and "c.jsonl" in reasons
+    truncated_rows = stages["read"]["rows_out"] - 65
+    assert 0 < truncated_rows < 10  # the rows before the damage were kept
+    dedup = stages["ExactDedup"]
+    assert dedup["rows_in"] - dedup["rows_out"] == 2 + truncated_rows  # t<i> copy a<i>
+    assert report["rows_read"] == 65 + truncated_rows
+    # invalid JSON, missing text, empty file, non-UTF-8 line, truncated stream
+    assert report["rows_quarantined"] == 5 == manifest["quarantined_rows"]
+    reasons = [r for q in manifest["quarantine"] for r in _reasons(fs, manifest, q)]
+    assert any("a.jsonl: line 3:" in r and "UTF-8" in r for r in reasons), reasons
+    assert any("b.jsonl.gz: line 6:" in r for r in reasons), reasons
+    assert any("b.jsonl.gz: line 10:" in r and "text" in r for r in reasons), reasons
+    assert any("c.jsonl: line 0: empty file" in r for r in reasons), reasons
+    assert any("d.jsonl.gz" in r and "truncated" in r for r in reasons), reasons
 
     assert [f["path"] for f in manifest["extra_files"]] == ["duplicates.parquet", "report.md"]
     duplicates = pq.read_table(
         fs.open(f"{s3_bucket}/curated/{manifest['version']}/duplicates.parquet")
     ).to_pylist()
-    assert {(d["id"], d["duplicate_of"]) for d in duplicates} == {("dup-1", "a3"), ("dup-2", "b10")}
+    expected_pairs = {("dup-1", "a3"), ("dup-2", "b10")}
+    expected_pairs |= {(f"t{i}", f"a{i}") for i in range(truncated_rows)}
+    assert {(d["id"], d["duplicate_of"]) for d in duplicates} == expected_pairs
 
 
 def test_run_is_reported_in_prefect_with_artifacts_and_an_asset(
