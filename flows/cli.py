@@ -101,7 +101,7 @@ def _run_text(params, as_json: bool, verbose: bool) -> dict:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows import text
+    from flows import passes, text
 
     console = Console(stderr=True)
     with Progress(
@@ -123,13 +123,13 @@ def _run_text(params, as_json: bool, verbose: bool) -> dict:
             if not console.is_terminal and done and (done == total or done % 10 == 0):
                 console.print(f"{phase}: {done}/{total} shards")
 
-        text.set_progress_hook(hook)
+        passes.set_progress_hook(hook)
         if not verbose:
             _silence_prefect_console()
         try:
             return text.curate_text(params)
         finally:
-            text.set_progress_hook(None)
+            passes.set_progress_hook(None)
 
 
 def _print_summary(summary: dict, as_json: bool) -> None:
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line for users; the traceback with -v
         if args.verbose:
             raise
-        from flows.text import root_cause
+        from flows.passes import root_cause
 
         cause = root_cause(exc)
         lines = str(cause).strip().splitlines()

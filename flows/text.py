@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,28 +23,30 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
 from flows import storage
-from flows.engine import RunReport, StageMetrics, run_pipeline
+from flows.engine import RunReport, StageMetrics
+from flows.passes import (
+    DUPLICATES,
+    EMPTY_QUARANTINE,
+    REPORT,
+    STAGING,
+    FinalSink,
+    StagingSink,
+    current_progress_hook,
+    describe_inputs,
+    report_from_manifest,
+    retry_on_infrastructure,
+    run_phase,
+    set_progress_hook,
+    summary,
+    write_all_columns,
+)
 from stages.base import FilterChain, Stage
 from stages.io.commit import VersionWriter
-from stages.io.errors import InputError, InputNotFound
 from stages.io.fs import write_bytes_atomic
 from stages.io.read import ShardReader
 from stages.io.shards import Shard, plan_shards
 
 log = logging.getLogger("curate.text")
-
-USER_ERRORS = (InputError, InputNotFound, KeyError, TypeError, ValueError)
-
-ProgressHook = Callable[[str, int, int], None]
-"""progress(phase, done, total): called as shards complete."""
-
-_progress_hook: ProgressHook | None = None
-
-
-def set_progress_hook(hook: ProgressHook | None) -> None:
-    """Let a front end (the CLI's progress bar) follow long runs."""
-    global _progress_hook
-    _progress_hook = hook
 
 
 class TextParams(BaseModel):
@@ -139,123 +140,10 @@ def plan_text(params: TextParams) -> TextPlan:
         params.input if storage.is_remote(params.input) else storage.normalize_uri(params.input)
     )
     shards = plan_shards(source, shard_size_mb=params.shard_size_mb, storage_options=options)
-    inputs = _describe_inputs(shards, options)
+    inputs = describe_inputs(shards, options)
     parameters = params.model_dump(exclude={"version"})
     version = params.version or storage.version_id(inputs, parameters)
     return TextPlan(shards, inputs, version, output, params.model_dump())
-
-
-def _describe_inputs(shards: list[Shard], options: dict) -> list[dict]:
-    """Each input file once, with its size (so a changed input makes a new version)."""
-    described: dict[str, dict] = {}
-    for shard in shards:
-        if shard.uri in described:
-            continue
-        fs, path = fsspec.core.url_to_fs(shard.uri, **options)
-        info = fs.info(path)
-        entry = {"uri": shard.uri, "size": int(info.get("size") or 0)}
-        etag = info.get("ETag") or info.get("mtime")
-        if etag is not None:
-            entry["etag"] = str(etag)
-        described[shard.uri] = entry
-    return list(described.values())
-
-
-# --------------------------------------------------------------------------- sinks
-
-
-class _FinalSink:
-    """Writes a shard's rows and quarantined rows into the output version, then commits
-    the shard (its marker is written after its files)."""
-
-    def __init__(self, output: str, version: str, options: dict):
-        self.output, self.version, self.options = output, version, options
-
-    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
-        writer = VersionWriter(self.output, self.version, storage_options=self.options)
-        files = [writer.write_part(shard.key, table)] if table.num_rows else []
-        bad = [writer.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
-        result = _shard_result(shard, table, quarantine, metrics, files)
-        writer.commit_shard(shard.key, files, result, quarantine=bad)
-        return result
-
-
-class _StagingSink:
-    """Pass 1 of a deduplicated run: writes under `<version>/_work/`, keeping the hash
-    columns that the dedup pass needs."""
-
-    def __init__(self, staging_root: str, options: dict):
-        self.root, self.options = staging_root, options
-
-    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
-        writer = VersionWriter(self.root, STAGING, storage_options=self.options)
-        rel = writer.part_path(shard.key)
-        nbytes = _write_all_columns(table, storage.join(writer.uri, rel), self.options)
-        files = [{"path": rel, "rows": table.num_rows, "bytes": nbytes}]
-        bad = [writer.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
-        result = _shard_result(shard, table, quarantine, metrics, files)
-        writer.commit_shard(shard.key, files, result, quarantine=bad)
-        return result
-
-
-STAGING = "filtered"
-
-
-def _shard_result(shard, table, quarantine, metrics, files) -> dict:
-    read = next((m for m in metrics if m["stage"] == "read"), None)
-    return {
-        "shard": shard.key,
-        "rows_read": read["rows_out"] if read else table.num_rows,
-        "rows_quarantined": quarantine.num_rows,
-        "rows_written": table.num_rows,
-        "bytes_written": sum(f["bytes"] for f in files),
-        "metrics": metrics,
-    }
-
-
-def _write_all_columns(table: pa.Table, uri: str, options: dict) -> int:
-    fs, path = fsspec.core.url_to_fs(uri, **options)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "wb") as f:
-        pq.write_table(table, f, compression="zstd")
-    return int(fs.info(path)["size"])
-
-
-# --------------------------------------------------------------------------- passes
-
-
-def _run(
-    phase: str,
-    shards: list[Shard],
-    reader,
-    stages: list[Stage],
-    sink,
-    report: RunReport,
-) -> None:
-    total = len(shards)
-    done = 0
-    if _progress_hook:
-        _progress_hook(phase, 0, total)
-    for result in run_pipeline(
-        shards,
-        reader,
-        stages,
-        sink,
-        item_to_dict=Shard.to_dict,
-        item_from_dict=Shard.from_dict,
-    ):
-        report.add_shard(result)
-        done += 1
-        log.info(
-            "%s: shard %s done (%d/%d), %d rows kept",
-            phase,
-            result["shard"],
-            done,
-            total,
-            result["rows_written"],
-        )
-        if _progress_hook:
-            _progress_hook(phase, done, total)
 
 
 def filter_pass(params: TextParams, plan: TextPlan) -> RunReport:
@@ -270,10 +158,10 @@ def filter_pass(params: TextParams, plan: TextPlan) -> RunReport:
     )
     if params.exact_dedup:
         root = _staging_root(plan)
-        sink = _StagingSink(root, options)
+        sink = StagingSink(root, options)
         writer = VersionWriter(root, STAGING, storage_options=options)
     else:
-        sink = _FinalSink(plan.output, plan.version, options)
+        sink = FinalSink(plan.output, plan.version, options)
         writer = VersionWriter(plan.output, plan.version, storage_options=options)
     report = RunReport(shards_total=len(plan.shards))
     done = writer.done_shards()
@@ -287,7 +175,7 @@ def filter_pass(params: TextParams, plan: TextPlan) -> RunReport:
         return result.table, result.quarantine
 
     start = time.perf_counter()
-    _run("filter", pending, read, stages, sink, report)
+    run_phase("filter", pending, read, stages, sink, report)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -391,21 +279,11 @@ def write_pass(params: TextParams, plan: TextPlan, removed: pa.Table) -> RunRepo
             fs, path = fsspec.core.url_to_fs(storage.join(staging_uri, f["path"]), **options)
             with fs.open(path, "rb") as fh:
                 quarantine.append(pq.read_table(fh))
-        q = pa.concat_tables(quarantine) if quarantine else _EMPTY_QUARANTINE
+        q = pa.concat_tables(quarantine) if quarantine else EMPTY_QUARANTINE
         return table.drop_columns([c for c in table.column_names if c.startswith("_")]), q
 
-    _run("write", pending, read, [], _FinalSink(plan.output, plan.version, options), report)
+    run_phase("write", pending, read, [], FinalSink(plan.output, plan.version, options), report)
     return report
-
-
-_EMPTY_QUARANTINE = pa.table(
-    {
-        "source": pa.array([], pa.string()),
-        "line": pa.array([], pa.int64()),
-        "reason": pa.array([], pa.string()),
-        "raw": pa.array([], pa.string()),
-    }
-)
 
 
 def run_text(params: TextParams, flow_run_id: str | None = None) -> TextResult:
@@ -450,7 +328,7 @@ def commit_text(params, plan, report, flow_run_id, removed) -> dict:
         audit = removed.select(["id", "duplicate_of", "_hash"]).rename_columns(
             ["id", "duplicate_of", "hash"]
         )
-        nbytes = _write_all_columns(audit, storage.join(final.uri, DUPLICATES), options)
+        nbytes = write_all_columns(audit, storage.join(final.uri, DUPLICATES), options)
         side.append({"path": DUPLICATES, "rows": audit.num_rows, "bytes": nbytes})
     text = markdown_report(
         "curate-text",
@@ -474,26 +352,6 @@ def commit_text(params, plan, report, flow_run_id, removed) -> dict:
     return manifest
 
 
-DUPLICATES = "duplicates.parquet"
-REPORT = "report.md"
-
-
-def report_from_manifest(manifest: dict) -> RunReport:
-    report = RunReport()
-    for record in manifest.get("extra", {}).get("stages", []):
-        m = StageMetrics(
-            record["stage"],
-            record["rows_in"],
-            record["rows_out"],
-            record["seconds"],
-            record.get("shards", 0),
-            set(record.get("nodes", [])),
-        )
-        m.removed_sample = record.get("removed_sample", [])
-        report.stages[m.name] = m
-    return report
-
-
 # --------------------------------------------------------------------------- Prefect
 
 
@@ -509,7 +367,7 @@ def _build_flow():
     retrying = {
         "retries": 2,
         "retry_delay_seconds": 5,
-        "retry_condition_fn": _retry_on_infrastructure,
+        "retry_condition_fn": retry_on_infrastructure,
         "cache_policy": NO_CACHE,
     }
 
@@ -529,7 +387,7 @@ def _build_flow():
             if _outer_hook:
                 _outer_hook(phase, done, total)
 
-        _outer_hook = _progress_hook
+        _outer_hook = current_progress_hook()
         set_progress_hook(hook)
         try:
             return filter_pass(params, plan)
@@ -554,7 +412,7 @@ def _build_flow():
             from stages.io.commit import read_manifest
 
             manifest = read_manifest(final.uri, storage_options=storage.storage_options())
-            return _summary(manifest, report_from_manifest(manifest), final.uri, True)
+            return summary(manifest, report_from_manifest(manifest), final.uri, True)
         report = filter_task(params, plan)
         removed = None
         if params.exact_dedup:
@@ -589,41 +447,9 @@ def _build_flow():
 
         manifest = commit_task()
         publish_artifacts("curate-text", report, manifest, final.uri)
-        return _summary(manifest, report, final.uri, False)
+        return summary(manifest, report, final.uri, False)
 
     return curate_text
-
-
-def _retry_on_infrastructure(task, task_run, state) -> bool:
-    """Retry failures of the infrastructure (a lost worker, a storage hiccup), not bad
-    input or bad parameters, which would fail the same way again."""
-    try:
-        state.result(raise_on_failure=True)
-    except BaseException as exc:  # noqa: BLE001 - classifying, not handling
-        return not isinstance(root_cause(exc), USER_ERRORS)
-    return True
-
-
-def root_cause(exc: BaseException) -> BaseException:
-    """The innermost cause of `exc`, through Ray's task-error wrappers too."""
-    seen = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        inner = getattr(exc, "cause", None) or exc.__cause__
-        if not isinstance(inner, BaseException):
-            break
-        exc = inner
-    return exc
-
-
-def _summary(manifest: dict, report: RunReport, version_uri: str, already: bool) -> dict:
-    return {
-        "output": version_uri,
-        "manifest": storage.join(version_uri, "_manifest.json"),
-        "report_uri": storage.join(version_uri, REPORT),
-        "already_committed": already,
-        "report": report.to_dict(),
-    }
 
 
 curate_text = _build_flow()

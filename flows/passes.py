@@ -1,0 +1,208 @@
+"""What every flow does with shards: run a pass of stages over them into a dataset version
+(skipping shards an earlier run committed), write and commit shards, describe inputs,
+tell infrastructure failures (worth a retry) from bad input (not), and summarise a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flows import storage
+from flows.engine import RunReport, StageMetrics, run_pipeline
+from stages.base import Stage
+from stages.io.commit import VersionWriter
+from stages.io.errors import InputError, InputNotFound
+from stages.io.shards import Shard
+
+log = logging.getLogger("curate.passes")
+
+USER_ERRORS = (InputError, InputNotFound, KeyError, TypeError, ValueError)
+
+ProgressHook = Callable[[str, int, int], None]
+"""progress(phase, done, total): called as shards complete."""
+
+_progress_hook: ProgressHook | None = None
+
+
+def current_progress_hook() -> ProgressHook | None:
+    return _progress_hook
+
+
+def set_progress_hook(hook: ProgressHook | None) -> None:
+    """Let a front end (the CLI's progress bar) follow long runs."""
+    global _progress_hook
+    _progress_hook = hook
+
+
+def describe_inputs(shards: list[Shard], options: dict) -> list[dict]:
+    """Each input file once, with its size (so a changed input makes a new version)."""
+    described: dict[str, dict] = {}
+    for shard in shards:
+        if shard.uri in described:
+            continue
+        fs, path = fsspec.core.url_to_fs(shard.uri, **options)
+        info = fs.info(path)
+        entry = {"uri": shard.uri, "size": int(info.get("size") or 0)}
+        etag = info.get("ETag") or info.get("mtime")
+        if etag is not None:
+            entry["etag"] = str(etag)
+        described[shard.uri] = entry
+    return list(described.values())
+
+
+class FinalSink:
+    """Writes a shard's rows and quarantined rows into the output version, then commits
+    the shard (its marker is written after its files)."""
+
+    def __init__(self, output: str, version: str, options: dict):
+        self.output, self.version, self.options = output, version, options
+
+    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
+        writer = VersionWriter(self.output, self.version, storage_options=self.options)
+        files = [writer.write_part(shard.key, table)] if table.num_rows else []
+        bad = [writer.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
+        result = shard_result(shard, table, quarantine, metrics, files)
+        writer.commit_shard(shard.key, files, result, quarantine=bad)
+        return result
+
+
+class StagingSink:
+    """Pass 1 of a deduplicated run: writes under `<version>/_work/`, keeping the hash
+    columns that the dedup pass needs."""
+
+    def __init__(self, staging_root: str, options: dict):
+        self.root, self.options = staging_root, options
+
+    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
+        writer = VersionWriter(self.root, STAGING, storage_options=self.options)
+        rel = writer.part_path(shard.key)
+        nbytes = write_all_columns(table, storage.join(writer.uri, rel), self.options)
+        files = [{"path": rel, "rows": table.num_rows, "bytes": nbytes}]
+        bad = [writer.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
+        result = shard_result(shard, table, quarantine, metrics, files)
+        writer.commit_shard(shard.key, files, result, quarantine=bad)
+        return result
+
+
+STAGING = "filtered"
+
+
+def shard_result(shard, table, quarantine, metrics, files) -> dict:
+    read = next((m for m in metrics if m["stage"] == "read"), None)
+    return {
+        "shard": shard.key,
+        "rows_read": read["rows_out"] if read else table.num_rows,
+        "rows_quarantined": quarantine.num_rows,
+        "rows_written": table.num_rows,
+        "bytes_written": sum(f["bytes"] for f in files),
+        "metrics": metrics,
+    }
+
+
+def write_all_columns(table: pa.Table, uri: str, options: dict) -> int:
+    fs, path = fsspec.core.url_to_fs(uri, **options)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "wb") as f:
+        pq.write_table(table, f, compression="zstd")
+    return int(fs.info(path)["size"])
+
+
+def run_phase(
+    phase: str,
+    shards: list[Shard],
+    reader,
+    stages: list[Stage],
+    sink,
+    report: RunReport,
+) -> None:
+    total = len(shards)
+    done = 0
+    if _progress_hook:
+        _progress_hook(phase, 0, total)
+    for result in run_pipeline(
+        shards,
+        reader,
+        stages,
+        sink,
+        item_to_dict=Shard.to_dict,
+        item_from_dict=Shard.from_dict,
+    ):
+        report.add_shard(result)
+        done += 1
+        log.info(
+            "%s: shard %s done (%d/%d), %d rows kept",
+            phase,
+            result["shard"],
+            done,
+            total,
+            result["rows_written"],
+        )
+        if _progress_hook:
+            _progress_hook(phase, done, total)
+
+
+EMPTY_QUARANTINE = pa.table(
+    {
+        "source": pa.array([], pa.string()),
+        "line": pa.array([], pa.int64()),
+        "reason": pa.array([], pa.string()),
+        "raw": pa.array([], pa.string()),
+    }
+)
+
+
+DUPLICATES = "duplicates.parquet"
+REPORT = "report.md"
+
+
+def report_from_manifest(manifest: dict) -> RunReport:
+    report = RunReport()
+    for record in manifest.get("extra", {}).get("stages", []):
+        m = StageMetrics(
+            record["stage"],
+            record["rows_in"],
+            record["rows_out"],
+            record["seconds"],
+            record.get("shards", 0),
+            set(record.get("nodes", [])),
+        )
+        m.removed_sample = record.get("removed_sample", [])
+        report.stages[m.name] = m
+    return report
+
+
+def retry_on_infrastructure(task, task_run, state) -> bool:
+    """Retry failures of the infrastructure (a lost worker, a storage hiccup), not bad
+    input or bad parameters, which would fail the same way again."""
+    try:
+        state.result(raise_on_failure=True)
+    except BaseException as exc:  # noqa: BLE001 - classifying, not handling
+        return not isinstance(root_cause(exc), USER_ERRORS)
+    return True
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause of `exc`, through Ray's task-error wrappers too."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "cause", None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
+
+
+def summary(manifest: dict, report: RunReport, version_uri: str, already: bool) -> dict:
+    return {
+        "output": version_uri,
+        "manifest": storage.join(version_uri, "_manifest.json"),
+        "report_uri": storage.join(version_uri, REPORT),
+        "already_committed": already,
+        "report": report.to_dict(),
+    }
