@@ -2,5 +2,18 @@
 functions; the global passes (shuffle by key, then per partition) live in the flows."""
 
 from stages.dedup.exact import ExactDedupHash, select_exact_duplicates
+from stages.dedup.fuzzy import (
+    MinHashConfig,
+    MinhashDedupBuckets,
+    MinhashDedupSignature,
+    find_fuzzy_duplicates,
+)
 
-__all__ = ["ExactDedupHash", "select_exact_duplicates"]
+__all__ = [
+    "ExactDedupHash",
+    "MinHashConfig",
+    "MinhashDedupBuckets",
+    "MinhashDedupSignature",
+    "find_fuzzy_duplicates",
+    "select_exact_duplicates",
+]

@@ -29,6 +29,7 @@ from stages.dedup.components import (
 )
 from stages.dedup.lsh import MinhashDedupBuckets, band_buckets, bucket_edges
 from stages.dedup.minhash import (
+    DEFAULT_CONFIG,
     MinHashConfig,
     MinhashDedupSignature,
     candidate_probability,
@@ -59,7 +60,7 @@ __all__ = [
 
 
 def find_fuzzy_duplicates(
-    table: pa.Table, config: MinHashConfig = MinHashConfig(), text_field: str = "text"
+    table: pa.Table, config: MinHashConfig = DEFAULT_CONFIG, text_field: str = "text"
 ) -> pa.Table:
     """The rows of `table` to remove as near-duplicates, all steps in memory: `_order`
     (row position in `table`) and `cluster` (position of the row kept for it)."""

@@ -93,7 +93,11 @@ class MinHashConfig:
         """datatrove's default: word 5-grams, 14 bands x 8 hashes, seed 1, lower-cased
         (datatrove also strips punctuation and accents before shingling; we do not)."""
         return cls(
-            char_ngrams=None, word_ngrams=5, num_bands=14, hashes_per_band=8, seed=1,
+            char_ngrams=None,
+            word_ngrams=5,
+            num_bands=14,
+            hashes_per_band=8,
+            seed=1,
             lowercase=True,
         )
 
@@ -109,6 +113,9 @@ class MinHashConfig:
     def threshold(self) -> float:
         """The Jaccard similarity at which a pair becomes a candidate with probability ~1/2."""
         return lsh_threshold(self.num_bands, self.hashes_per_band)
+
+
+DEFAULT_CONFIG = MinHashConfig()
 
 
 def lsh_threshold(num_bands: int, hashes_per_band: int) -> float:
@@ -313,7 +320,7 @@ def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
     return (a == b).mean(axis=1)
 
 
-def exact_jaccard(texts_a, texts_b, config: MinHashConfig = MinHashConfig()) -> np.ndarray:
+def exact_jaccard(texts_a, texts_b, config: MinHashConfig = DEFAULT_CONFIG) -> np.ndarray:
     """Row-wise Jaccard similarity of the shingle sets of `texts_a[i]` and `texts_b[i]`, with
     the shingles of `config` (64-bit shingle hashes, so equal up to hash collisions).
     Two texts without shingles have similarity 1; one without, 0."""
@@ -360,7 +367,7 @@ class MinhashDedupSignature(Stage):
 
     resources: ClassVar[Resources] = Resources(cpus=1.0)
 
-    def __init__(self, config: MinHashConfig = MinHashConfig(), text_field: str = "text"):
+    def __init__(self, config: MinHashConfig = DEFAULT_CONFIG, text_field: str = "text"):
         self.config = config
         self.text_field = text_field
 
