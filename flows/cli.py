@@ -1,6 +1,7 @@
 """`curate`: the command line.
 
     curate text --input s3://raw/cc/*.jsonl.gz --output s3://curated/cc --filters default
+    curate dedup --method fuzzy --input s3://curated/cc --output s3://curated/cc-dedup
     curate demo
 
 Every command runs the same Prefect flow a deployment runs (against PREFECT_API_URL when
@@ -70,6 +71,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     text = sub.add_parser("text", help="curate a text corpus (clean, filter, dedup)")
     _add_text_arguments(text)
+    dedup = sub.add_parser("dedup", help="remove exact or near-duplicate documents")
+    dedup.add_argument("--input", required=True, help="any dataset curate reads (local/s3://)")
+    dedup.add_argument("--output", required=True, help="output dataset folder (local/s3://)")
+    dedup.add_argument("--method", default="fuzzy", choices=["exact", "fuzzy"])
+    dedup.add_argument("--column", default="text", help="the column compared")
+    dedup.add_argument("--id-field", default="id")
+    dedup.add_argument(
+        "--threshold", type=float, default=0.8, help="fuzzy: Jaccard similarity of a duplicate pair"
+    )
+    dedup.add_argument(
+        "--verify",
+        default="exact",
+        choices=["exact", "estimate", "none"],
+        help="fuzzy: how candidate pairs are checked",
+    )
+    dedup.add_argument("--char-ngrams", type=int, default=24)
+    dedup.add_argument("--word-ngrams", type=int, help="shingle words instead of characters")
+    dedup.add_argument("--bands", type=int, default=20, help="fuzzy: LSH bands")
+    dedup.add_argument("--rows", type=int, default=13, help="fuzzy: MinHash values per band")
+    dedup.add_argument("--seed", type=int, default=42)
+    dedup.add_argument("--partitions", type=int, default=16)
+    dedup.add_argument("--shard-size-mb", type=float, default=32.0)
+    dedup.add_argument("--strict", action="store_true")
+    dedup.add_argument("--version", dest="data_version", help="output version name")
+    dedup.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    dedup.add_argument("-v", "--verbose", action="store_true")
     demo = sub.add_parser("demo", help="run the text flow on the bundled sample")
     demo.add_argument(
         "--output", default="demo-output", help="where to write (default: %(default)s)"
@@ -97,11 +124,34 @@ def _text_params(args: argparse.Namespace, input_uri: str):
     )
 
 
-def _run_text(params, as_json: bool, verbose: bool) -> dict:
+def _dedup_params(args: argparse.Namespace):
+    from flows.dedup import DedupParams
+
+    return DedupParams(
+        input=args.input,
+        output=args.output,
+        method=args.method,
+        column=args.column,
+        id_field=args.id_field,
+        threshold=args.threshold,
+        verify=args.verify,
+        char_ngrams=args.char_ngrams,
+        word_ngrams=args.word_ngrams,
+        num_bands=args.bands,
+        hashes_per_band=args.rows,
+        seed=args.seed,
+        partitions=args.partitions,
+        shard_size_mb=args.shard_size_mb,
+        strict=args.strict,
+        version=args.data_version,
+    )
+
+
+def _run_flow(flow, params, as_json: bool, verbose: bool) -> dict:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows import passes, text
+    from flows import passes
 
     console = Console(stderr=True)
     with Progress(
@@ -127,7 +177,7 @@ def _run_text(params, as_json: bool, verbose: bool) -> dict:
         if not verbose:
             _silence_prefect_console()
         try:
-            return text.curate_text(params)
+            return flow(params)
         finally:
             passes.set_progress_hook(None)
 
@@ -176,13 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_environment(args.verbose)
     try:
-        if args.command == "demo":
-            if not SAMPLE.exists():
-                raise FileNotFoundError(f"bundled sample missing: {SAMPLE}")
-            params = _text_params(args, str(SAMPLE))
+        if args.command == "dedup":
+            from flows.dedup import curate_dedup
+
+            flow, params = curate_dedup, _dedup_params(args)
         else:
-            params = _text_params(args, args.input)
-        summary = _run_text(params, args.json, args.verbose)
+            from flows.text import curate_text
+
+            if args.command == "demo" and not SAMPLE.exists():
+                raise FileNotFoundError(f"bundled sample missing: {SAMPLE}")
+            source = str(SAMPLE) if args.command == "demo" else args.input
+            flow, params = curate_text, _text_params(args, source)
+        summary = _run_flow(flow, params, args.json, args.verbose)
         _print_summary(summary, args.json)
         return 0
     except KeyboardInterrupt:

@@ -1,0 +1,579 @@
+"""`curate_dedup`: remove exact or near-duplicate documents from any dataset.
+
+    plan shards -> identify pass on Ray (hash or MinHash per shard; sidecars by partition)
+                -> find duplicates: one Ray task per partition (hash groups, or LSH bucket
+                   edges), connected components of the edges, optional verification
+                -> remove pass on Ray (re-read each shard, drop the duplicates, write)
+                -> commit (manifest last) -> publish
+
+Identify and remove are separate steps: `duplicates.parquet` in the output version lists
+every removed id with its cluster and the id it duplicates, for audit. Every pass is
+resumable through the commit protocol, like the text flow's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
+
+from flows import storage
+from flows.engine import RunReport, StageMetrics
+from flows.passes import (
+    DUPLICATES,
+    REPORT,
+    FinalSink,
+    describe_inputs,
+    report_from_manifest,
+    retry_on_infrastructure,
+    run_phase,
+    shard_result,
+    summary,
+    write_all_columns,
+)
+from stages.base import Stage
+from stages.io.commit import VersionWriter, read_manifest
+from stages.io.fs import filesystem, write_bytes_atomic
+from stages.io.read import ShardReader
+from stages.io.shards import Shard, plan_shards
+
+log = logging.getLogger("curate.dedup")
+
+IDENTIFY = "identify"
+
+
+class DedupParams(BaseModel):
+    """Parameters of the deduplication flow (rendered as a form in the Prefect UI)."""
+
+    input: str = Field(
+        description="Any dataset curate reads: JSONL (.gz/.zst), Parquet, local or s3://, "
+        "or the output folder of another curate flow.",
+        examples=["s3://curated/cc", "data/docs.jsonl"],
+    )
+    output: str = Field(description="Output dataset folder, local or s3://.")
+    method: Literal["exact", "fuzzy"] = Field(
+        "fuzzy", description="exact: identical content; fuzzy: MinHash + LSH near-duplicates."
+    )
+    column: str = Field("text", description="The column compared.")
+    id_field: str = Field("id", description="Input field holding a document id, if any.")
+    threshold: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="fuzzy: Jaccard similarity from which a verified "
+        "candidate pair counts as a duplicate.",
+    )
+    char_ngrams: int | None = Field(24, description="fuzzy: character shingle size.")
+    word_ngrams: int | None = Field(None, description="fuzzy: word shingle size instead.")
+    num_bands: int = Field(20, ge=1, description="fuzzy: LSH bands.")
+    hashes_per_band: int = Field(13, ge=1, description="fuzzy: MinHash values per band.")
+    seed: int = Field(42, description="fuzzy: MinHash seed.")
+    verify: Literal["exact", "estimate", "none"] = Field(
+        "exact",
+        description="fuzzy: check candidate pairs with the true Jaccard of their shingle sets "
+        "(exact), the MinHash estimate (estimate), or not at all (none, as NeMo Curator).",
+    )
+    partitions: int = Field(16, ge=1, description="Hash partitions of the global passes.")
+    shard_size_mb: float = Field(32.0, gt=0, description="Target input bytes per shard.")
+    strict: bool = Field(False, description="Fail on the first bad input row.")
+    version: str | None = Field(None, description="Output version name (default: derived).")
+
+    def minhash_config(self):
+        from stages.dedup.minhash import MinHashConfig
+
+        return MinHashConfig(
+            char_ngrams=None if self.word_ngrams else self.char_ngrams,
+            word_ngrams=self.word_ngrams,
+            num_bands=self.num_bands,
+            hashes_per_band=self.hashes_per_band,
+            seed=self.seed,
+        )
+
+
+@dataclass
+class DedupPlan:
+    shards: list[Shard]
+    inputs: list[dict]
+    version: str
+    output: str
+    parameters: dict
+
+    @property
+    def work(self) -> str:
+        return storage.join(self.output, self.version, "_work")
+
+
+def plan_dedup(params: DedupParams) -> DedupPlan:
+    options = storage.storage_options()
+    source = (
+        params.input if storage.is_remote(params.input) else storage.normalize_uri(params.input)
+    )
+    shards = plan_shards(source, shard_size_mb=params.shard_size_mb, storage_options=options)
+    inputs = describe_inputs(shards, options)
+    parameters = params.model_dump(exclude={"version"})
+    version = params.version or storage.version_id(inputs, parameters)
+    return DedupPlan(
+        shards, inputs, version, storage.normalize_uri(params.output), params.model_dump()
+    )
+
+
+def _reader(params: DedupParams) -> ShardReader:
+    return ShardReader(
+        text_field=params.column,
+        id_field=params.id_field,
+        storage_options=storage.storage_options(),
+        strict=params.strict,
+    )
+
+
+# --------------------------------------------------------------------------- identify
+
+
+def identify_stage(params: DedupParams) -> Stage:
+    if params.method == "exact":
+        from stages.dedup.exact import ExactDedupHash
+
+        return ExactDedupHash(num_partitions=params.partitions)
+    from stages.dedup.minhash import MinhashDedupSignature
+
+    return MinhashDedupSignature(params.minhash_config())
+
+
+class SidecarSink:
+    """Writes what the global pass needs of a shard, not the shard itself (the remove pass
+    re-reads the input): `docs-<shard>.parquet` (`_order`, `id`, signature when needed) and
+    `keys-<shard>.parquet`, the grouping keys with their partition, one row group per
+    partition so a partition task reads only its own rows."""
+
+    def __init__(self, work: str, params: DedupParams, options: dict):
+        self.work, self.params, self.options = work, params, options
+
+    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
+        from stages.dedup.lsh import band_buckets
+
+        writer = VersionWriter(self.work, IDENTIFY, storage_options=self.options)
+        partitions = self.params.partitions
+        docs = ["_order", "id"]
+        if self.params.method == "exact":
+            keys = table.select(["_order", "id", "_hash", "_partition"])
+        else:
+            keys = band_buckets(table.select(["_order", "_bands"]))
+            bucket = keys.column("bucket").to_numpy()
+            partition = (bucket % np.uint64(partitions)).astype(np.int32)
+            keys = keys.append_column("_partition", pa.array(partition))
+            if self.params.verify == "estimate":
+                docs.append("_minhash")
+        files = []
+        for name, part in (("docs", table.select(docs)), ("keys", keys)):
+            rel = f"{name}-{shard.key}.parquet"
+            nbytes = _write_by_partition(part, storage.join(writer.uri, rel), self.options)
+            files.append({"path": rel, "rows": part.num_rows, "bytes": nbytes})
+        bad = [writer.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
+        result = shard_result(shard, table, quarantine, metrics, [])
+        writer.commit_shard(shard.key, files, result, quarantine=bad)
+        return result
+
+
+def _write_by_partition(table: pa.Table, uri: str, options: dict) -> int:
+    if "_partition" not in table.column_names:
+        return write_all_columns(table, uri, options)
+    table = table.sort_by("_partition")
+    fs, path = filesystem(uri, options)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    bounds = np.flatnonzero(np.diff(table.column("_partition").to_numpy())) + 1
+    starts = [0, *bounds.tolist()]
+    ends = [*bounds.tolist(), table.num_rows]
+    with fs.open(path, "wb") as f, pq.ParquetWriter(f, table.schema, compression="zstd") as w:
+        for start, end in zip(starts, ends, strict=True):
+            w.write_table(table.slice(start, end - start))
+    return int(fs.size(path))
+
+
+def identify_pass(params: DedupParams, plan: DedupPlan) -> RunReport:
+    """Pass 1: hash or MinHash every shard not yet done; write its sidecars."""
+    options = storage.storage_options()
+    writer = VersionWriter(plan.work, IDENTIFY, storage_options=options)
+    report = RunReport(shards_total=len(plan.shards))
+    done = writer.done_shards()
+    for marker in done.values():
+        report.add_shard(marker["stats"])
+    pending = [s for s in plan.shards if s.key not in done]
+    report.shards_skipped = len(plan.shards) - len(pending)
+    reader = _reader(params)
+
+    def read(shard: Shard) -> tuple[pa.Table, pa.Table]:
+        result = reader.read(shard)
+        table = result.table.select(["id", "text", "_order"])
+        return table, result.quarantine
+
+    start = time.perf_counter()
+    run_phase(
+        "identify",
+        pending,
+        read,
+        [identify_stage(params)],
+        SidecarSink(plan.work, params, options),
+        report,
+    )
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+# --------------------------------------------------------------------------- find
+
+
+def _sidecars(plan: DedupPlan, kind: str) -> dict[str, str]:
+    """Shard key -> URI of its `kind` sidecar ("docs" or "keys")."""
+    writer = VersionWriter(plan.work, IDENTIFY, storage_options=storage.storage_options())
+    return {
+        key: storage.join(writer.uri, f["path"])
+        for key, marker in writer.done_shards().items()
+        for f in marker["files"]
+        if f["path"].startswith(kind + "-")
+    }
+
+
+def _read_partition(uris: list[str], partition: int, columns: list[str], options) -> pa.Table:
+    tables = []
+    for uri in uris:
+        fs, path = filesystem(uri, options)
+        with fs.open(path, "rb") as f:
+            t = pq.read_table(
+                f, columns=columns + ["_partition"], filters=[("_partition", "=", partition)]
+            )
+        tables.append(t.drop_columns(["_partition"]))
+    return pa.concat_tables(tables) if tables else pa.table({c: [] for c in columns})
+
+
+def find_duplicates(params: DedupParams, plan: DedupPlan) -> tuple[pa.Table, StageMetrics]:
+    """The global pass: removed rows as `_order`, `id`, `cluster` (the `_order` kept for
+    them), `duplicate_of` (its id); and the step's metrics."""
+    import ray
+
+    from flows.engine import init_ray
+
+    options = storage.storage_options()
+    keys = list(_sidecars(plan, "keys").values())
+    docs = _sidecars(plan, "docs")
+    start = time.perf_counter()
+    init_ray()
+
+    if params.method == "exact":
+
+        @ray.remote(num_cpus=1)
+        def exact_partition(p: int) -> pa.Table | None:
+            from stages.dedup.exact import select_exact_duplicates
+
+            table = _read_partition(keys, p, ["id", "_hash", "_order"], options)
+            if not table.num_rows:
+                return None
+            removed = select_exact_duplicates(table)
+            first = table.group_by("_hash").aggregate([("_order", "min")])
+            removed = removed.join(first, "_hash").rename_columns({"_order_min": "cluster"})
+            return removed.select(["_order", "id", "cluster", "duplicate_of"])
+
+        parts = ray.get([exact_partition.remote(p) for p in range(params.partitions)])
+        parts = [t for t in parts if t is not None and t.num_rows]
+        removed = pa.concat_tables(parts) if parts else _empty_removed()
+    else:
+        removed = _fuzzy(params, plan, keys, docs, options)
+    removed = removed.sort_by("_order")
+    rows_in = sum(
+        m["stats"]["rows_written"]
+        for m in VersionWriter(plan.work, IDENTIFY, storage_options=options).done_shards().values()
+    )
+    metrics = StageMetrics(
+        "FuzzyDedup" if params.method == "fuzzy" else "ExactDedup",
+        rows_in=rows_in,
+        rows_out=rows_in - removed.num_rows,
+        seconds=time.perf_counter() - start,
+        shards=len(keys),
+    )
+    metrics.removed_sample = removed.slice(0, 10).select(["id", "duplicate_of"]).to_pylist()
+    return removed, metrics
+
+
+def _fuzzy(params: DedupParams, plan: DedupPlan, keys, docs, options) -> pa.Table:
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def partition_edges(p: int):
+        """Candidate edges of one partition of LSH buckets, reduced to their connected
+        components (node -> smallest node), which is all the global merge needs."""
+        from stages.dedup.components import connected_components
+        from stages.dedup.lsh import bucket_edges
+
+        table = _read_partition(keys, p, ["band", "bucket", "_order"], options)
+        edges = bucket_edges(table)
+        if params.verify != "none":
+            return edges  # verification needs the pairs themselves
+        return connected_components(edges.column("src").to_numpy(), edges.column("dst").to_numpy())
+
+    parts = ray.get([partition_edges.remote(p) for p in range(params.partitions)])
+
+    @ray.remote(num_cpus=1)
+    def merge(parts, verify: str) -> pa.Table:
+        from stages.dedup.components import (
+            connected_components,
+            duplicates_to_remove,
+            merge_components,
+        )
+
+        if verify == "none":
+            nodes, component = merge_components(list(parts))
+        else:
+            edges = pa.concat_tables(parts)
+            src = edges.column("src").to_numpy()
+            dst = edges.column("dst").to_numpy()
+            if len(src):
+                src, dst = np.unique(np.stack([src, dst], axis=1), axis=0).T
+                similar = _similarity(params, plan, docs, src, dst, verify, options)
+                keep = similar >= params.threshold
+                src, dst = src[keep], dst[keep]
+            nodes, component = connected_components(src, dst)
+        return duplicates_to_remove(nodes, component)
+
+    removed = ray.get(merge.remote(parts, params.verify))
+    if removed.num_rows == 0:
+        return _empty_removed()
+    orders = removed.column("_order")
+    clusters = removed.column("cluster")
+    return pa.table(
+        {
+            "_order": orders,
+            "id": _ids_of(docs, orders, options),
+            "cluster": clusters,
+            "duplicate_of": _ids_of(docs, clusters, options),
+        }
+    )
+
+
+def _similarity(params, plan, docs, src, dst, verify, options) -> np.ndarray:
+    """Jaccard similarity of each candidate pair: of their shingle sets (exact), or the
+    fraction of equal MinHash values (estimate)."""
+    from stages.dedup.minhash import estimated_jaccard, exact_jaccard
+
+    needed = pa.array(np.unique(np.concatenate([src, dst])), pa.int64())
+    if verify == "estimate":
+        table = _docs_rows(docs, needed, ["_order", "_minhash"], options)
+        index = {o: i for i, o in enumerate(table.column("_order").to_pylist())}
+        sig = np.stack(table.column("_minhash").to_numpy(zero_copy_only=False))
+        a = sig[[index[o] for o in src.tolist()]]
+        b = sig[[index[o] for o in dst.tolist()]]
+        return estimated_jaccard(a, b)
+    texts = _texts_of(params, plan, needed)
+    return exact_jaccard(
+        [texts[o] for o in src.tolist()], [texts[o] for o in dst.tolist()], params.minhash_config()
+    )
+
+
+def _texts_of(params: DedupParams, plan: DedupPlan, orders: pa.Array) -> dict[int, str]:
+    """The texts of the documents with these `_order`s, read again from their shards."""
+    file_index = pc.shift_right(orders, 32).to_numpy()
+    wanted = set(file_index.tolist())
+    reader = _reader(params)
+    texts: dict[int, str] = {}
+    for shard in plan.shards:
+        if shard.file_index not in wanted:
+            continue
+        table = reader.read(shard).table
+        table = table.filter(pc.is_in(table.column("_order"), value_set=orders))
+        texts.update(
+            zip(table.column("_order").to_pylist(), table.column("text").to_pylist(), strict=True)
+        )
+    return texts
+
+
+def _docs_rows(docs: dict[str, str], orders: pa.Array | None, columns, options) -> pa.Table:
+    tables = []
+    for uri in docs.values():
+        fs, path = filesystem(uri, options)
+        with fs.open(path, "rb") as f:
+            t = pq.read_table(f, columns=columns)
+        if orders is not None:
+            t = t.filter(pc.is_in(t.column("_order"), value_set=orders))
+        tables.append(t)
+    return pa.concat_tables(tables)
+
+
+def _ids_of(docs: dict[str, str], orders, options) -> pa.ChunkedArray:
+    """The ids of the documents with these `_order`s, in the same order."""
+    orders = pa.array(orders.to_numpy() if hasattr(orders, "to_numpy") else orders, pa.int64())
+    table = _docs_rows(docs, orders, ["_order", "id"], options)
+    index = pc.index_in(orders, value_set=table.column("_order").combine_chunks())
+    return table.column("id").take(index)
+
+
+def _empty_removed() -> pa.Table:
+    return pa.table(
+        {
+            "_order": pa.array([], pa.int64()),
+            "id": pa.array([], pa.string()),
+            "cluster": pa.array([], pa.int64()),
+            "duplicate_of": pa.array([], pa.string()),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- remove
+
+
+def remove_pass(params: DedupParams, plan: DedupPlan, removed: pa.Table) -> RunReport:
+    """Pass 3: re-read each shard, drop its duplicates, write and commit it."""
+    options = storage.storage_options()
+    final = VersionWriter(plan.output, plan.version, storage_options=options)
+    done = final.done_shards()
+    report = RunReport(shards_total=len(plan.shards))
+    for marker in done.values():
+        report.add_shard(marker["stats"])
+    pending = [s for s in plan.shards if s.key not in done]
+    report.shards_skipped = len(plan.shards) - len(pending)
+    drop = pa.array(removed.column("_order").to_numpy(), pa.int64())
+    reader = _reader(params)
+
+    def read(shard: Shard) -> tuple[pa.Table, pa.Table]:
+        result = reader.read(shard)
+        table = result.table
+        table = table.filter(pc.invert(pc.is_in(table.column("_order"), value_set=drop)))
+        return table, result.quarantine
+
+    run_phase("remove", pending, read, [], FinalSink(plan.output, plan.version, options), report)
+    return report
+
+
+def commit_dedup(params, plan, report: RunReport, removed: pa.Table, run_id) -> dict:
+    from flows.lineage import markdown_report
+
+    options = storage.storage_options()
+    final = VersionWriter(plan.output, plan.version, storage_options=options)
+    audit = removed.select(["id", "cluster", "duplicate_of"])
+    nbytes = write_all_columns(audit, storage.join(final.uri, DUPLICATES), options)
+    side = [{"path": DUPLICATES, "rows": audit.num_rows, "bytes": nbytes}]
+    text = markdown_report(
+        "curate-dedup",
+        report,
+        {"version": plan.version, "code_version": storage.code_version()},
+        final.uri,
+    )
+    nbytes = write_bytes_atomic(storage.join(final.uri, REPORT), text.encode(), options)
+    side.append({"path": REPORT, "rows": 0, "bytes": nbytes})
+    manifest = final.commit(
+        inputs=plan.inputs,
+        parameters=plan.parameters,
+        code_version=storage.code_version(),
+        flow_run_id=run_id,
+        extra={
+            "stages": [m.to_dict() for m in report.stages.values()],
+            "method": params.method,
+            "duplicates_removed": audit.num_rows,
+        },
+        extra_files=side,
+    )
+    fs, path = filesystem(plan.work, options)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+    return manifest
+
+
+def run_dedup(params: DedupParams, flow_run_id: str | None = None) -> dict:
+    """The whole job without Prefect (the flow below wraps the same steps as tasks)."""
+    plan = plan_dedup(params)
+    final = VersionWriter(plan.output, plan.version, storage_options=storage.storage_options())
+    if final.is_committed():
+        manifest = read_manifest(final.uri, storage.storage_options())
+        return summary(manifest, report_from_manifest(manifest), final.uri, True)
+    report = identify_pass(params, plan)
+    removed, metrics = find_duplicates(params, plan)
+    written = remove_pass(params, plan, removed)
+    report.stages[metrics.name] = metrics
+    report.rows_written, report.bytes_written = written.rows_written, written.bytes_written
+    manifest = commit_dedup(params, plan, report, removed, flow_run_id)
+    return summary(manifest, report, final.uri, False)
+
+
+# --------------------------------------------------------------------------- Prefect
+
+
+def _build_flow():
+    from prefect import flow, task
+    from prefect.assets import Asset, AssetProperties, materialize
+    from prefect.cache_policies import NO_CACHE
+    from prefect.runtime import flow_run
+
+    from flows.lineage import publish_artifacts
+
+    retrying: dict[str, Any] = {
+        "retries": 2,
+        "retry_delay_seconds": 5,
+        "retry_condition_fn": retry_on_infrastructure,
+        "cache_policy": NO_CACHE,
+    }
+
+    @task(name="plan-shards", **retrying)
+    def plan_task(params: DedupParams) -> DedupPlan:
+        return plan_dedup(params)
+
+    @task(name="identify", **retrying)
+    def identify_task(params: DedupParams, plan: DedupPlan) -> RunReport:
+        return identify_pass(params, plan)
+
+    @task(name="find-duplicates", **retrying)
+    def find_task(params: DedupParams, plan: DedupPlan):
+        return find_duplicates(params, plan)
+
+    @task(name="remove-duplicates", **retrying)
+    def remove_task(params: DedupParams, plan: DedupPlan, removed: pa.Table) -> RunReport:
+        return remove_pass(params, plan, removed)
+
+    @flow(name="curate-dedup", description="Remove exact or near-duplicate documents.")
+    def curate_dedup(params: DedupParams) -> dict:
+        """Identify duplicates (exact or MinHash + LSH), remove them, write Parquet with a
+        manifest and a duplicates.parquet audit table."""
+        plan = plan_task(params)
+        options = storage.storage_options()
+        final = VersionWriter(plan.output, plan.version, storage_options=options)
+        if final.is_committed():
+            manifest = read_manifest(final.uri, options)
+            return summary(manifest, report_from_manifest(manifest), final.uri, True)
+        report = identify_task(params, plan)
+        removed, metrics = find_task(params, plan)
+        written = remove_task(params, plan, removed)
+        report.stages[metrics.name] = metrics
+        report.rows_written, report.bytes_written = written.rows_written, written.bytes_written
+        run_id = str(flow_run.id) if flow_run.id else None
+        output_asset = Asset(
+            key=storage.asset_key(plan.output),
+            properties=AssetProperties(
+                name=plan.output.rsplit("/", 1)[-1],
+                description=f"Deduplicated ({params.method}) by curate-dedup",
+            ),
+        )
+
+        @materialize(output_asset, asset_deps=[storage.asset_key(params.input)], **retrying)
+        def commit_task() -> dict:
+            manifest = commit_dedup(params, plan, report, removed, run_id)
+            output_asset.add_metadata(
+                {
+                    "version": plan.version,
+                    "rows": report.rows_written,
+                    "duplicates_removed": removed.num_rows,
+                    "method": params.method,
+                }
+            )
+            return manifest
+
+        manifest = commit_task()
+        publish_artifacts("curate-dedup", report, manifest, final.uri)
+        return summary(manifest, report, final.uri, False)
+
+    return curate_dedup
+
+
+curate_dedup = _build_flow()
