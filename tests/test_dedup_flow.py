@@ -1,0 +1,115 @@
+"""The dedup flow end to end: Prefect (test harness) + local Ray + an S3 endpoint."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import s3fs
+from documents import english_documents
+
+from flows.dedup import DedupParams, _read_partition, _write_by_partition, curate_dedup
+from stages.dedup.fuzzy import find_fuzzy_duplicates
+from stages.dedup.minhash import MinHashConfig
+from stages.io.commit import VersionWriter, dataset_files, read_manifest
+
+
+def _rows() -> list[dict]:
+    docs = english_documents(120, seed=11)
+    rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(docs)]
+    rng = random.Random(1)
+    for i in range(15):  # near copies: one word changed in long documents
+        words = docs[60 + i].split()
+        words[rng.randrange(len(words))] = "zebra"
+        rows.append({"id": f"near{i}", "text": " ".join(words)})
+    rows += [{"id": f"copy{i}", "text": docs[i]} for i in range(10)]
+    return rows
+
+
+def _upload(fs, bucket: str, rows: list[dict]) -> str:
+    half = len(rows) // 2
+    for name, part in (("a.jsonl", rows[:half]), ("b.jsonl", rows[half:])):
+        fs.pipe(f"{bucket}/raw/{name}", "\n".join(json.dumps(r) for r in part).encode())
+    return f"s3://{bucket}/raw/*.jsonl"
+
+
+def _read(fs, uri: str) -> pa.Table:
+    return pa.concat_tables([pq.read_table(fs.open(f)) for f in dataset_files(uri)])
+
+
+def test_exact_dedup_removes_copies_and_keeps_the_first(s3_bucket, prefect_harness, ray_cluster):
+    fs = s3fs.S3FileSystem(use_listings_cache=False)
+    source = _upload(fs, s3_bucket, _rows())
+    out = f"s3://{s3_bucket}/exact"
+    curate_dedup(DedupParams(input=source, output=out, method="exact", partitions=4))
+    manifest = read_manifest(out)
+    ids = set(_read(fs, out).column("id").to_pylist())
+    assert len(ids) == manifest["rows"] == 135
+    assert not any(i.startswith("copy") for i in ids) and "d0" in ids
+    audit = pq.read_table(fs.open(f"{manifest['uri']}/duplicates.parquet")).to_pylist()
+    assert {(r["id"], r["duplicate_of"]) for r in audit} == {
+        (f"copy{i}", f"d{i}") for i in range(10)
+    }
+
+
+@pytest.mark.parametrize("verify", ["none", "exact"])
+def test_fuzzy_dedup_on_s3_matches_the_in_memory_pipeline(
+    s3_bucket, prefect_harness, ray_cluster, verify
+):
+    fs = s3fs.S3FileSystem(use_listings_cache=False)
+    rows = _rows()
+    source = _upload(fs, s3_bucket, rows)
+    out = f"s3://{s3_bucket}/fuzzy"
+    params = DedupParams(input=source, output=out, method="fuzzy", partitions=4, verify=verify)
+    summary = curate_dedup(params)
+
+    table = pa.table({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]})
+    expected = find_fuzzy_duplicates(table, MinHashConfig())
+    expected_ids = {rows[o]["id"] for o in expected.column("_order").to_pylist()}
+    manifest = read_manifest(out)
+    audit = pq.read_table(fs.open(f"{manifest['uri']}/duplicates.parquet")).to_pylist()
+    removed = {r["id"] for r in audit}
+    if verify == "none":
+        assert removed == expected_ids
+    else:
+        assert removed <= expected_ids
+    assert {f"copy{i}" for i in range(10)} <= removed
+    assert len({f"near{i}" for i in range(15)} & removed) >= 12
+    assert not any(r["id"].startswith("d") for r in audit)
+    kept = set(_read(fs, out).column("id").to_pylist())
+    assert kept.isdisjoint(removed) and len(kept) + len(removed) == len(rows)
+    stages = {s["stage"]: s for s in manifest["extra"]["stages"]}
+    assert stages["FuzzyDedup"]["removed"] == len(removed)
+    assert summary["report"]["rows_written"] == len(kept)
+
+
+def test_dedup_reads_the_output_of_another_flow(tmp_path, prefect_harness, ray_cluster):
+    upstream = tmp_path / "curated"
+    writer = VersionWriter(str(upstream), "v1")
+    rows = _rows()
+    table = pa.table({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]})
+    files = [writer.write_part("00000-0000", table)]
+    writer.commit_shard("00000-0000", files, {})
+    writer.commit(inputs=[], parameters={}, code_version="test", flow_run_id=None)
+    # A file the manifest does not list is never read.
+    (upstream / "v1" / "part-stray-0.parquet").write_bytes(b"not parquet")
+
+    out = tmp_path / "dedup"
+    curate_dedup(DedupParams(input=str(upstream), output=str(out), method="exact"))
+    assert read_manifest(str(out))["rows"] == 135
+
+
+def test_partition_sidecars_are_read_one_partition_at_a_time(tmp_path):
+    table = pa.table({"_order": np.arange(100), "_partition": (np.arange(100) * 7) % 5})
+    uri = str(tmp_path / "keys.parquet")
+    _write_by_partition(table, uri, {})
+    assert pq.ParquetFile(uri).metadata.num_row_groups == 5
+    for p in range(5):
+        part = _read_partition([uri], p, ["_order"], {})
+        assert sorted(part.column("_order").to_pylist()) == [
+            o for o in range(100) if (o * 7) % 5 == p
+        ]
