@@ -118,7 +118,7 @@ def test_signatures_do_not_depend_on_batch_boundaries(config, monkeypatch):
     texts[5], texts[9], texts[12] = None, "", "ünïcödé 漢字 " * 20
     whole = minhash_signatures(pa.array(texts), config)
     # Small chunks, so rows are also hashed in several pieces inside one batch.
-    monkeypatch.setattr(minhash_module, "_CHUNK_BYTES", 300)
+    monkeypatch.setattr(minhash_module, "_CHUNK", 300)
     for size in (1, 7, 40):
         parts = [pa.array(texts[i : i + size]) for i in range(0, 40, size)]
         signatures = [minhash_signatures(part, config) for part in parts]

@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stages.base import Resources, Stage, text_column
-from stages.text.filters.words import TextBytes, _as_string_array, _ranks
+from stages.text.filters.words import TextBytes, _as_string_array
 
 MINHASH_COLUMN = "_minhash"
 BANDS_COLUMN = "_bands"
@@ -55,8 +55,10 @@ _MASK32 = _U64(0xFFFFFFFF)
 # Odd base of the polynomial hash, and its inverse modulo 2^64.
 _BASE = 0x9E3779B97F4A7C15
 _BASE_INV = pow(_BASE, -1, 2**64)
-# Rows are hashed in chunks of about this many bytes, so the temporaries stay small.
-_CHUNK_BYTES = 1 << 18
+# Shingles are hashed in chunks of this many tokens: the temporaries stay in the CPU cache.
+_CHUNK = 1 << 15
+_LENGTH_MULTIPLIER = 0xD6E8FEB86659FD93
+_WORD_KEY = 0x9FB21C651E98DF25
 
 
 @dataclass(frozen=True)
@@ -137,14 +139,16 @@ def candidate_probability(jaccard, num_bands: int, hashes_per_band: int):
 # --- hashing primitives ---------------------------------------------------------------
 
 
-def _fmix64(x: np.ndarray) -> np.ndarray:
+def _fmix64(x: np.ndarray, tmp: np.ndarray | None = None) -> np.ndarray:
     """The murmur3 64-bit finaliser (a bijection that mixes every input bit into every
-    output bit); modifies and returns `x` (uint64)."""
-    x ^= x >> _U64(33)
-    x *= _U64(0xFF51AFD7ED558CCD)
-    x ^= x >> _U64(33)
-    x *= _U64(0xC4CEB9FE1A85EC53)
-    x ^= x >> _U64(33)
+    output bit); modifies and returns `x` (uint64). `tmp`: scratch of x's size, or None."""
+    if tmp is None:
+        tmp = np.empty_like(x)
+    for multiplier in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, None):
+        np.right_shift(x, _U64(33), out=tmp)
+        x ^= tmp
+        if multiplier is not None:
+            x *= _U64(multiplier)
     return x
 
 
@@ -171,84 +175,130 @@ class _Powers:
 _POWERS = _Powers()
 
 
+def _salt(length, key: int):
+    """What is mixed into a span's polynomial hash before the finaliser: its length (so a
+    short text and a full window never share a hash) and the seed's key."""
+    return (np.asarray(length).astype(_U64) * _U64(_LENGTH_MULTIPLIER)) ^ _U64(key)
+
+
 def _span_hashes(tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Polynomial hash sum(tokens[s + k] * P^k) mod 2^64 of every span [s, e) of `tokens`
-    (uint64), independent of where the span sits in `tokens`. Not mixed."""
-    up, down = _POWERS.get(tokens.size + 1)
-    running = np.zeros(tokens.size + 1, dtype=_U64)
-    np.cumsum(tokens * up[: tokens.size], out=running[1:])
-    return (running[ends] - running[starts]) * down[starts]
+    """Polynomial hash sum(tokens[s + k] * P^k) mod 2^64 of every span [s, e) of `tokens`,
+    independent of where the span sits in `tokens`. Not mixed. Spans are sorted by start;
+    they are hashed in groups covering about `_CHUNK` tokens, to bound the temporaries."""
+    out = np.empty(starts.size, dtype=_U64)
+    i = 0
+    while i < starts.size:
+        lo = int(starts[i])
+        j = max(int(np.searchsorted(starts, lo + _CHUNK, side="left")), i + 1)
+        hi = int(ends[i:j].max())
+        up, down = _POWERS.get(hi - lo)
+        running = np.zeros(hi - lo + 1, dtype=_U64)
+        np.cumsum(tokens[lo:hi].astype(_U64) * up, out=running[1:])
+        s, e = starts[i:j] - lo, ends[i:j] - lo
+        out[i:j] = (running[e] - running[s]) * down[s]
+        i = j
+    return out
 
 
-def _ngram_spans(bounds: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Token spans of the shingles of every row, rows holding tokens bounds[r]:bounds[r+1]:
-    every window of n tokens, or the whole row when it has fewer than n (but some) tokens.
-    Returns (row, start, end) of every shingle, in row order."""
-    length = np.diff(bounds)
-    count = np.where(length >= n, length - n + 1, (length > 0).astype(np.int64))
-    row = np.repeat(np.arange(length.size), count)
-    start = np.repeat(bounds[:-1], count) + _ranks(count)
-    end = np.minimum(start + n, bounds[1:][row])
-    return row, start, end
-
-
-def _chunks(array: pa.Array) -> list[tuple[int, int]]:
-    """Row ranges [a, b) of `array` (a string array) of about `_CHUNK_BYTES` each."""
-    if len(array) == 0:
-        return []
-    nbytes = pc.binary_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
-    total = np.cumsum(nbytes)
-    bounds = [0]
-    while bounds[-1] < len(array):
-        a = bounds[-1]
-        base = total[a - 1] if a else 0
-        b = int(np.searchsorted(total, base + _CHUNK_BYTES, side="right"))
-        bounds.append(max(b, a + 1))
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
+def _window_hashes(tokens: np.ndarray, n: int, key: int):
+    """Mixed hash of the n-token window starting at every position of `tokens`, chunk by
+    chunk: yields (a, b, hashes of the windows starting at a..b-1). Windows that run past
+    the end of `tokens` read zeros (their hashes are meaningless; callers drop them)."""
+    size = tokens.size
+    salt = _salt(n, key)
+    for a in range(0, size, _CHUNK):
+        b = min(a + _CHUNK, size)
+        m = b - a
+        window = tokens[a : min(b + n - 1, size)]
+        up, down = _POWERS.get(m + n)
+        running = np.empty(m + n, dtype=_U64)
+        running[0] = 0
+        weighted = window.astype(_U64)
+        weighted *= up[: window.size]
+        np.cumsum(weighted, out=running[1 : window.size + 1])
+        running[window.size + 1 :] = running[window.size]
+        hashes = np.subtract(running[n : n + m], running[:m])
+        hashes *= down[:m]
+        hashes ^= salt
+        yield a, b, _fmix64(hashes, running[:m])
 
 
 def _codepoints(text: TextBytes) -> tuple[np.ndarray, np.ndarray]:
-    """(code points as uint64, row bounds into them) of a chunk."""
-    if not text.has_non_ascii:
-        bounds = np.append(text.starts, text.ends[-1:] if text.num_rows else [0])
-        return text.buf.astype(_U64), bounds.astype(np.int64)
-    utf32 = text.buf.tobytes().decode("utf-8").encode("utf-32-le")
-    codepoints = np.frombuffer(utf32, dtype=np.uint32).astype(_U64)
+    """(code points, row bounds into them) of a batch: the UTF-8 bytes themselves when
+    the batch is ASCII, else uint32 code points."""
     bounds = np.zeros(text.num_rows + 1, dtype=np.int64)
+    if not text.has_non_ascii:
+        bounds[1:] = text.ends
+        return text.buf, bounds
+    utf32 = text.buf.tobytes().decode("utf-8").encode("utf-32-le")
     np.cumsum(text.char_counts, out=bounds[1:])
-    return codepoints, bounds
+    return np.frombuffer(utf32, dtype=np.uint32), bounds
 
 
-def shingle_hashes(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig):
-    """The shingles of every text as 64-bit hashes: (row, hash) arrays in row order.
-
-    A shingle seen twice in a text appears twice. Keyed by `config.seed`.
-    """
+def _tokens(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig):
+    """(tokens, row bounds) of a batch: code points for character shingles, 64-bit word
+    hashes for word shingles."""
     array = _as_string_array(texts)
     if config.lowercase and len(array):
         array = pc.utf8_lower(array)
-    key = _U64(_mix_scalar(config.seed * 0x2545F4914F6CDD1D + 0x632BE59BD9B4E019))
-    rows, hashes = [], []
-    for a, b in _chunks(array):
-        text = TextBytes._build(array.slice(a, b - a))
-        if config.char_ngrams is not None:
-            tokens, bounds = _codepoints(text)
-        else:
-            words = text.words
-            word_hashes = _span_hashes(text.buf.astype(_U64), words.start, words.end)
-            tokens = _fmix64(word_hashes ^ _U64(0x9FB21C651E98DF25))
-            bounds = np.zeros(text.num_rows + 1, dtype=np.int64)
-            np.cumsum(words.count, out=bounds[1:])
-        row, start, end = _ngram_spans(bounds, config.ngrams)
-        raw = _span_hashes(tokens, start, end)
-        # Fold in the length so that a short text and a full window never share a hash.
-        raw ^= (end - start).astype(_U64) * _U64(0xD6E8FEB86659FD93)
-        raw ^= key
-        hashes.append(_fmix64(raw))
-        rows.append(row + a)
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, _U64)
-    return np.concatenate(rows), np.concatenate(hashes)
+    text = TextBytes._build(array)
+    if config.char_ngrams is not None:
+        return _codepoints(text)
+    words = text.words
+    word_hashes = _span_hashes(text.buf, words.start, words.end)
+    word_hashes ^= _salt(words.end - words.start, _WORD_KEY)
+    bounds = np.zeros(text.num_rows + 1, dtype=np.int64)
+    np.cumsum(words.count, out=bounds[1:])
+    return _fmix64(word_hashes), bounds
+
+
+def _shingles(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig, scale: int):
+    """The shingle hashes of a batch, chunk by chunk: yields (base, hashes), where
+    base = row * scale for a shingle of that row and num_rows * scale for a position that
+    starts no shingle (the last n - 1 tokens of a row)."""
+    tokens, bounds = _tokens(texts, config)
+    num_rows, n = bounds.size - 1, config.ngrams
+    key = _seed_key(config.seed)
+    length = np.diff(bounds)
+    # Positions as segments: the windows of a row, then the positions that start none.
+    windows = np.where(length >= n, length - n + 1, 0)
+    seg_start = np.empty(2 * num_rows, dtype=np.int64)
+    seg_start[0::2] = bounds[:-1]
+    seg_start[1::2] = bounds[:-1] + windows
+    seg_end = np.append(seg_start[1:], bounds[-1:])
+    seg_base = np.full(2 * num_rows, num_rows * scale, dtype=np.int64)
+    seg_base[0::2] = np.arange(num_rows, dtype=np.int64) * scale
+    for a, b, hashes in _window_hashes(tokens, n, key):
+        s0 = int(np.searchsorted(seg_start, a, side="right")) - 1
+        s1 = int(np.searchsorted(seg_start, b, side="left"))
+        counts = np.clip(seg_end[s0:s1], a, b) - np.clip(seg_start[s0:s1], a, b)
+        yield np.repeat(seg_base[s0:s1], counts), hashes
+    # A row with fewer than n tokens (but some) is one shingle: the whole row.
+    short = np.flatnonzero((length > 0) & (length < n))
+    if short.size:
+        hashes = _span_hashes(tokens, bounds[short], bounds[short + 1])
+        hashes ^= _salt(length[short], key)
+        yield short * scale, _fmix64(hashes)
+
+
+def _seed_key(seed: int) -> int:
+    return _mix_scalar(seed * 0x2545F4914F6CDD1D + 0x632BE59BD9B4E019)
+
+
+def shingle_hashes(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig):
+    """The shingles of every text as 64-bit hashes: (row, hash) arrays, sorted by row.
+
+    A shingle seen twice in a text appears twice. Keyed by `config.seed`.
+    """
+    num_rows = len(texts)
+    rows, hashes = [np.zeros(0, np.int64)], [np.zeros(0, _U64)]
+    for base, chunk in _shingles(texts, config, 1):
+        keep = base < num_rows
+        rows.append(base[keep])
+        hashes.append(chunk[keep])
+    row, h = np.concatenate(rows), np.concatenate(hashes)
+    order = np.argsort(row, kind="stable")
+    return row[order], h[order]
 
 
 @lru_cache(maxsize=16)
@@ -264,17 +314,20 @@ def minhash_signatures(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig)
     """The signatures of `texts`: uint32 array of shape (rows, config.num_hashes)."""
     k = config.num_hashes
     num_rows = len(texts)
-    rows, hashes = shingle_hashes(texts, config)
-    signature = np.full(num_rows * k, 0xFFFFFFFF, dtype=np.uint32)
-    filled = np.zeros(num_rows * k, dtype=bool)
-    if hashes.size:
+    # One extra row collects the positions that start no shingle.
+    signature = np.full((num_rows + 1) * k, 0xFFFFFFFF, dtype=np.uint32)
+    filled = np.zeros((num_rows + 1) * k, dtype=bool)
+    for base, hashes in _shingles(texts, config, k):
         # Bin from the high 32 bits (multiply-shift range reduction), value from the low 32.
-        bins = ((hashes >> _U64(32)) * _U64(k)) >> _U64(32)
-        cell = rows * k + bins.astype(np.int64)
-        np.minimum.at(signature, cell, (hashes & _MASK32).astype(np.uint32))
+        cell = np.right_shift(hashes, _U64(32))
+        cell *= _U64(k)
+        cell >>= _U64(32)
+        cell = cell.view(np.int64)
+        cell += base
+        np.minimum.at(signature, cell, hashes.astype(np.uint32))
         filled[cell] = True
-    signature = signature.reshape(num_rows, k)
-    filled = filled.reshape(num_rows, k)
+    signature = signature[: num_rows * k].reshape(num_rows, k)
+    filled = filled[: num_rows * k].reshape(num_rows, k)
     _densify(signature, filled, config)
     return signature
 
