@@ -311,3 +311,23 @@ def test_duplicates_to_remove_keep_the_smallest_order_of_each_component():
     removed = duplicates_to_remove(np.array([9, 4, 1, 2, 7]), np.array([7, 1, 1, 1, 7]))
     assert removed_pairs(removed) == [(2, 1), (4, 1), (9, 7)]
     assert removed.schema.field("cluster").type == pa.int64()
+
+
+def test_densification_fills_each_empty_bin_from_the_first_filled_bin_in_its_order():
+    config = MinHashConfig()
+    k = config.num_hashes
+    rng = np.random.default_rng(1)
+    signature = rng.integers(0, 2**32, (60, k), dtype=np.uint64).astype(np.uint32)
+    fill_rate = rng.choice([0.0, 0.004, 0.02, 0.3, 0.9, 1.0], 60)
+    filled = rng.random((60, k)) < fill_rate[:, None]
+    filled[0] = False
+    filled[0, 17] = True  # exactly one filled bin
+    order, _ = minhash_module._densify_order(k, config.seed)
+    expected = signature.copy()
+    for row in range(60):
+        for j in range(k):
+            if filled[row].any() and not filled[row, j]:
+                source = next(b for b in order[j] if filled[row, b])
+                expected[row, j] = signature[row, source]
+    minhash_module._densify(signature, filled, config)
+    assert np.array_equal(signature, expected)

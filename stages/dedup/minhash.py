@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stages.base import Resources, Stage, text_column
-from stages.text.filters.words import TextBytes, _as_string_array
+from stages.text.filters.words import TextBytes, _as_string_array, _ranks
 
 MINHASH_COLUMN = "_minhash"
 BANDS_COLUMN = "_bands"
@@ -59,6 +59,8 @@ _BASE_INV = pow(_BASE, -1, 2**64)
 _CHUNK = 1 << 15
 _LENGTH_MULTIPLIER = 0xD6E8FEB86659FD93
 _WORD_KEY = 0x9FB21C651E98DF25
+# Steps of densification tried for every empty bin before the exhaustive search.
+_DENSIFY_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -302,12 +304,16 @@ def shingle_hashes(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig):
 
 
 @lru_cache(maxsize=16)
-def _densify_order(num_hashes: int, seed: int) -> np.ndarray:
-    """Row j: the bins in the order in which an empty bin j looks for a value."""
+def _densify_order(num_hashes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, rank): row j of `order` lists the bins in the order in which an empty bin j
+    looks for a value; `rank` is its inverse."""
     key = _mix_scalar(seed ^ 0x5851F42D4C957F2D)
     cells = np.arange(num_hashes * num_hashes, dtype=_U64) ^ _U64(key)
     scores = _fmix64(cells).reshape(num_hashes, num_hashes)
-    return np.argsort(scores, axis=1, kind="stable").astype(np.int64)
+    order = np.argsort(scores, axis=1, kind="stable").astype(np.int64)
+    # rank[j, order[j, t]] = t: where each bin stands in bin j's order.
+    rank = np.argsort(order, axis=1, kind="stable").astype(np.int64)
+    return order, rank
 
 
 def minhash_signatures(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig) -> np.ndarray:
@@ -334,20 +340,37 @@ def minhash_signatures(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig)
 
 def _densify(signature: np.ndarray, filled: np.ndarray, config: MinHashConfig) -> None:
     """Give every empty bin of a document with shingles the value of the first filled
-    bin in that bin's order (optimal densification, Shrivastava 2017). In place."""
-    has_any = filled.any(axis=1)
-    empty_row, empty_bin = np.nonzero(~filled & has_any[:, None])
+    bin in that bin's order (optimal densification, Shrivastava 2017). In place.
+
+    A few steps of the order are tried for all empty bins at once (enough when most bins
+    are filled); the bins still empty then take, among their document's filled bins, the
+    one that comes first in their order (cheap when few bins are filled)."""
+    per_row = filled.sum(axis=1)
+    # One filled bin (a text of one shingle): every bin takes its value.
+    single = np.flatnonzero(per_row == 1)
+    signature[single] = signature[single, filled[single].argmax(axis=1)][:, None]
+    empty_row, empty_bin = np.nonzero(~filled & (per_row > 1)[:, None])
     if empty_row.size == 0:
         return
-    order = _densify_order(config.num_hashes, config.seed)
-    for step in range(config.num_hashes):
+    order, rank = _densify_order(config.num_hashes, config.seed)
+    for step in range(_DENSIFY_STEPS):
         candidate = order[empty_bin, step]
         hit = filled[empty_row, candidate]
-        if hit.any():
-            signature[empty_row[hit], empty_bin[hit]] = signature[empty_row[hit], candidate[hit]]
-            empty_row, empty_bin = empty_row[~hit], empty_bin[~hit]
-            if empty_row.size == 0:
-                return
+        signature[empty_row[hit], empty_bin[hit]] = signature[empty_row[hit], candidate[hit]]
+        empty_row, empty_bin = empty_row[~hit], empty_bin[~hit]
+        if empty_row.size == 0:
+            return
+    # Pair every remaining empty bin with each filled bin of its document.
+    rows, first = np.unique(empty_row, return_index=True)
+    filled_row, filled_bin = np.nonzero(filled[rows])
+    per_row = np.bincount(filled_row, minlength=rows.size)
+    offset = np.cumsum(per_row) - per_row
+    which = np.repeat(np.arange(rows.size), np.diff(np.append(first, empty_row.size)))
+    count = per_row[which]
+    pair_bin = filled_bin[np.repeat(offset[which], count) + _ranks(count)]
+    score = rank[np.repeat(empty_bin, count), pair_bin]
+    best = np.minimum.reduceat(score, np.cumsum(count) - count)
+    signature[empty_row, empty_bin] = signature[empty_row, order[empty_bin, best]]
 
 
 def band_hashes(signature: np.ndarray, config: MinHashConfig) -> np.ndarray:
