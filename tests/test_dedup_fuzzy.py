@@ -125,6 +125,8 @@ def test_signatures_do_not_depend_on_batch_boundaries(config, monkeypatch):
         assert np.array_equal(np.concatenate(signatures), whole)
     chunked = pa.chunked_array([texts[:17], texts[17:]])
     assert np.array_equal(minhash_signatures(chunked, config), whole)
+    large = pa.array(texts, pa.large_string())
+    assert np.array_equal(minhash_signatures(large, config), whole)
 
 
 def test_a_text_shorter_than_the_shingle_is_one_shingle_of_the_whole_text():
@@ -232,6 +234,12 @@ def test_band_buckets_give_one_row_per_document_and_band():
     assert buckets.column("band").to_pylist() == [0, 1, 2, 3] * 2
     assert buckets.column("_order").to_pylist() == [10] * 4 + [20] * 4
     assert buckets.schema.field("bucket").type == pa.uint64()
+    as_lists = signed.set_column(
+        signed.schema.get_field_index("_bands"),
+        "_bands",
+        signed.column("_bands").cast(pa.list_(pa.uint64())),
+    )
+    assert band_buckets(as_lists).equals(buckets)
 
 
 def test_bucket_edges_link_each_member_to_the_smallest_order_once():

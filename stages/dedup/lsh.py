@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from stages.base import Resources, Stage
 from stages.dedup.minhash import BANDS_COLUMN
@@ -43,7 +44,13 @@ def band_buckets(table: pa.Table) -> pa.Table:
     if bands.null_count:
         valid = bands.is_valid().to_numpy(zero_copy_only=False)
         bands, order = bands.filter(pa.array(valid)), order[valid]
-    num_bands = bands.type.list_size
+    if pa.types.is_fixed_size_list(bands.type):
+        num_bands = bands.type.list_size
+    else:  # a plain list column (e.g. after a round trip through another engine)
+        lengths = np.unique(pc.list_value_length(bands).to_numpy(zero_copy_only=False))
+        if lengths.size > 1:
+            raise ValueError(f"band_buckets: rows have different numbers of bands {lengths}")
+        num_bands = int(lengths[0]) if lengths.size else 0
     values = bands.flatten().to_numpy(zero_copy_only=False).astype(np.uint64)
     return pa.table(
         {

@@ -12,7 +12,10 @@ How a signature is computed (no Python loop per document or per shingle):
    hash of the word's UTF-8 bytes). Every n-token window gets a polynomial hash modulo
    2^64, read from running sums of `token * P^i` and normalised by `P^-i`, so the value
    depends on the window's tokens only, not on its position in the batch; then the
-   murmur3 64-bit finaliser, keyed by the seed, mixes it. A text with fewer than n tokens
+   murmur3 64-bit finaliser, keyed by the seed, mixes it. The windows are hashed in
+   chunks of `_CHUNK` tokens so that the temporaries stay in the CPU cache; a batch
+   holds its tokens (1 byte per character for ASCII, else 4) and its signatures (4 bytes
+   per value, plus 1 per value while densifying). A text with fewer than n tokens
    (but at least one) is one shingle: the whole text, as NeMo Curator does. An empty or
    null text has no shingle.
 2. One-permutation MinHash with optimal densification (Li, Owen and Zhang 2012;
