@@ -24,9 +24,12 @@ How a signature is computed (no Python loop per document or per shingle):
    shingles (`np.minimum.at`). An empty bin copies the value of the first non-empty bin
    in a fixed pseudo-random order of the bins (one order per bin, the same for every
    document). Each of the `num_hashes` values then collides between two documents with
-   probability J, exactly as with `num_hashes` independent permutations, at the cost of
-   one hash per shingle instead of `num_hashes` (the classic scheme costs ~260 hash
-   evaluations per character with NeMo's defaults, far too slow on a CPU).
+   probability J, as with `num_hashes` independent permutations, at the cost of one hash
+   per shingle instead of `num_hashes` (the classic scheme costs ~260 hash evaluations
+   per character with NeMo's defaults, far too slow on a CPU). The values of one
+   signature are not independent: for texts with many more shingles than bins the
+   estimate's variance is a little lower than with permutations, for texts with fewer
+   shingles than bins it is higher.
 
 The signatures are not bit-identical to NeMo Curator's (it hashes shingles with MurmurHash3
 on a GPU and applies 260 permutations); the shingles, the short-text rule, the band layout
