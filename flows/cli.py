@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     dedup.add_argument("--bands", type=int, default=20, help="fuzzy: LSH bands")
     dedup.add_argument("--rows", type=int, default=13, help="fuzzy: MinHash values per band")
     dedup.add_argument("--seed", type=int, default=42)
+    dedup.add_argument(
+        "--keep",
+        default="first",
+        choices=["first", "longest", "score"],
+        help="which document of a duplicate group survives",
+    )
+    dedup.add_argument("--score-column", help="--keep score: the column whose highest wins")
     dedup.add_argument("--partitions", type=int, default=16)
     dedup.add_argument("--shard-size-mb", type=float, default=32.0)
     dedup.add_argument("--strict", action="store_true")
@@ -140,6 +147,8 @@ def _dedup_params(args: argparse.Namespace):
         num_bands=args.bands,
         hashes_per_band=args.rows,
         seed=args.seed,
+        keep=args.keep,
+        score_column=args.score_column,
         partitions=args.partitions,
         shard_size_mb=args.shard_size_mb,
         strict=args.strict,

@@ -80,6 +80,12 @@ class DedupParams(BaseModel):
         description="fuzzy: check candidate pairs with the true Jaccard of their shingle sets "
         "(exact), the MinHash estimate (estimate), or not at all (none, as NeMo Curator).",
     )
+    keep: Literal["first", "longest", "score"] = Field(
+        "first",
+        description="Which document of a duplicate group is kept: the first in input order, "
+        "the longest, or the one with the highest `score_column` (ties: the first).",
+    )
+    score_column: str | None = Field(None, description="keep='score': the column to maximise.")
     partitions: int = Field(16, ge=1, description="Hash partitions of the global passes.")
     shard_size_mb: float = Field(32.0, gt=0, description="Target input bytes per shard.")
     strict: bool = Field(False, description="Fail on the first bad input row.")
@@ -124,13 +130,24 @@ def plan_dedup(params: DedupParams) -> DedupPlan:
     )
 
 
-def _reader(params: DedupParams) -> ShardReader:
+def _reader(params: DedupParams, columns: list[str] | None = None) -> ShardReader:
     return ShardReader(
         text_field=params.column,
         id_field=params.id_field,
+        columns=columns,
         storage_options=storage.storage_options(),
         strict=params.strict,
     )
+
+
+def _priority(params: DedupParams, table: pa.Table) -> pa.Array:
+    """Per row, how strongly it should be the one kept of its duplicate group."""
+    if params.keep == "longest":
+        return pc.cast(pc.utf8_length(pc.fill_null(table.column("text"), "")), pa.float64())
+    if params.keep == "score":
+        values = table.column(params.score_column)
+        return pc.fill_null(pc.cast(values, pa.float64()), float("-inf"))
+    return pa.array(np.zeros(table.num_rows), pa.float64())
 
 
 # --------------------------------------------------------------------------- identify
@@ -160,9 +177,10 @@ class SidecarSink:
 
         writer = VersionWriter(self.work, IDENTIFY, storage_options=self.options)
         partitions = self.params.partitions
-        docs = ["_order", "id"]
+        table = table.append_column("_priority", _priority(self.params, table))
+        docs = ["_order", "id", "_priority"]
         if self.params.method == "exact":
-            keys = table.select(["_order", "id", "_hash", "_partition"])
+            keys = table.select(["_order", "id", "_hash", "_partition", "_priority"])
         else:
             keys = band_buckets(table.select(["_order", "_bands"]))
             bucket = keys.column("bucket").to_numpy()
@@ -206,11 +224,17 @@ def identify_pass(params: DedupParams, plan: DedupPlan) -> RunReport:
         report.add_shard(marker["stats"])
     pending = [s for s in plan.shards if s.key not in done]
     report.shards_skipped = len(plan.shards) - len(pending)
-    reader = _reader(params)
+    if params.keep == "score" and not params.score_column:
+        raise ValueError("keep='score' needs score_column: the column whose highest value wins")
+    extra = [params.score_column] if params.keep == "score" else []
+    reader = _reader(params, columns=extra)
 
     def read(shard: Shard) -> tuple[pa.Table, pa.Table]:
         result = reader.read(shard)
-        table = result.table.select(["id", "text", "_order"])
+        missing = [c for c in extra if c not in result.table.column_names]
+        if missing:
+            raise KeyError(f"{shard.uri}: no column {missing[0]!r} to rank duplicates by")
+        table = result.table.select(["id", "text", "_order", *extra])
         return table, result.quarantine
 
     start = time.perf_counter()
@@ -269,15 +293,26 @@ def find_duplicates(params: DedupParams, plan: DedupPlan) -> tuple[pa.Table, Sta
 
         @ray.remote(num_cpus=1)
         def exact_partition(p: int) -> pa.Table | None:
-            from stages.dedup.exact import select_exact_duplicates
+            from stages.dedup.keep import choose_survivors
 
-            table = _read_partition(keys, p, ["id", "_hash", "_order"], options)
+            table = _read_partition(keys, p, ["id", "_hash", "_order", "_priority"], options)
             if not table.num_rows:
                 return None
-            removed = select_exact_duplicates(table)
-            first = table.group_by("_hash").aggregate([("_order", "min")])
-            removed = removed.join(first, "_hash").rename_columns({"_order_min": "cluster"})
-            return removed.select(["_order", "id", "cluster", "duplicate_of"])
+            groups = pc.dictionary_encode(table.column("_hash")).combine_chunks().indices
+            nodes = table.column("_order").to_numpy()
+            removed = choose_survivors(
+                nodes, groups.to_numpy(), table.column("_priority").to_numpy()
+            )
+            ids = table.column("id")
+            where = pc.index_in(
+                removed.column("_order"), value_set=table.column("_order").combine_chunks()
+            )
+            kept = pc.index_in(
+                removed.column("cluster"), value_set=table.column("_order").combine_chunks()
+            )
+            return removed.append_column("id", ids.take(where)).append_column(
+                "duplicate_of", ids.take(kept)
+            )
 
         parts = ray.get([exact_partition.remote(p) for p in range(params.partitions)])
         parts = [t for t in parts if t is not None and t.num_rows]
@@ -320,11 +355,8 @@ def _fuzzy(params: DedupParams, plan: DedupPlan, keys, docs, options) -> pa.Tabl
 
     @ray.remote(num_cpus=1)
     def merge(parts, verify: str) -> pa.Table:
-        from stages.dedup.components import (
-            connected_components,
-            duplicates_to_remove,
-            merge_components,
-        )
+        from stages.dedup.components import connected_components, merge_components
+        from stages.dedup.keep import choose_survivors
 
         if verify == "none":
             nodes, component = merge_components(list(parts))
@@ -338,7 +370,14 @@ def _fuzzy(params: DedupParams, plan: DedupPlan, keys, docs, options) -> pa.Tabl
                 keep = similar >= params.threshold
                 src, dst = src[keep], dst[keep]
             nodes, component = connected_components(src, dst)
-        return duplicates_to_remove(nodes, component)
+        priority = None
+        if params.keep != "first" and len(nodes):
+            rows = _docs_rows(docs, pa.array(nodes, pa.int64()), ["_order", "_priority"], options)
+            index = pc.index_in(
+                pa.array(nodes, pa.int64()), value_set=rows.column("_order").combine_chunks()
+            )
+            priority = rows.column("_priority").take(index).to_numpy()
+        return choose_survivors(nodes, component, priority)
 
     removed = ray.get(merge.remote(parts, params.verify))
     if removed.num_rows == 0:

@@ -71,8 +71,12 @@ def s3_bucket(s3_endpoint, request):
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """One local Ray cluster for the whole test session (2 CPUs, small object store)."""
+def ray_cluster(s3_endpoint):
+    """One local Ray cluster for the whole test session (2 CPUs, small object store).
+
+    Started after the S3 endpoint's variables are set: Ray workers inherit the driver's
+    environment when the cluster starts, as they would on a configured cluster.
+    """
     from flows.engine import init_ray, shutdown_ray
 
     init_ray()

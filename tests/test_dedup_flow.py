@@ -113,3 +113,40 @@ def test_partition_sidecars_are_read_one_partition_at_a_time(tmp_path):
         assert sorted(part.column("_order").to_pylist()) == [
             o for o in range(100) if (o * 7) % 5 == p
         ]
+
+
+@pytest.mark.parametrize("method", ["exact", "fuzzy"])
+def test_keep_policy_longest_or_highest_score(tmp_path, prefect_harness, ray_cluster, method):
+    base = english_documents(3, seed=5)
+    rows = [
+        {"id": "short", "text": base[0], "quality": 0.1},
+        {"id": "long", "text": base[0] + " And one more sentence.", "quality": 0.5},
+        {"id": "best", "text": base[0], "quality": 0.9},
+        {"id": "other", "text": base[1], "quality": 0.2},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in rows))
+
+    def run(keep: str, score_column: str | None = None) -> dict[str, str]:
+        out = tmp_path / f"{method}-{keep}"
+        curate_dedup(
+            DedupParams(
+                input=str(source),
+                output=str(out),
+                method=method,
+                keep=keep,
+                score_column=score_column,
+                verify="none",
+            )
+        )
+        audit = pq.read_table(f"{read_manifest(str(out))['uri']}/duplicates.parquet")
+        return dict(zip(audit["id"].to_pylist(), audit["duplicate_of"].to_pylist(), strict=True))
+
+    assert run("first") == (
+        {"best": "short"} if method == "exact" else {"long": "short", "best": "short"}
+    )
+    assert run("score", "quality") == (
+        {"short": "best"} if method == "exact" else {"short": "best", "long": "best"}
+    )
+    if method == "fuzzy":
+        assert run("longest") == {"short": "long", "best": "long"}
