@@ -113,10 +113,7 @@ class TextEmbedder(Stage):
     def dim(self) -> int:
         """Embedding dimension (after `setup`)."""
         self.setup()
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
-        return int(get_dim())
+        return int(self._model.get_embedding_dimension())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """float32 embeddings (len(texts) x dim) of `texts`."""

@@ -56,7 +56,7 @@ def _as_matrix(embeddings: np.ndarray, name: str = "embeddings") -> np.ndarray:
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms > 0, norms, 1.0).astype(np.float32)
+    return matrix / np.where(norms > 0, norms, 1.0).astype(matrix.dtype)
 
 
 # --- k-means --------------------------------------------------------------------------
@@ -103,9 +103,7 @@ def kmeans_fit(
     return np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
 
 
-def assign_clusters(
-    embeddings: np.ndarray, centroids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def assign_clusters(embeddings: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's nearest centroid (int32, by L2 as k-means fitted them) and its cosine
     distance to that centroid (float32, `1 - cos`), which orders items in
     `semantic_duplicates`. Rows are independent: assign shard by shard."""
@@ -164,10 +162,14 @@ def keep_order(
 def max_similarity_to_earlier(
     embeddings: np.ndarray, block_size: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For each row j: the largest cosine similarity to a row i < j, and that i (the
-    earliest on ties). Row 0 has similarity -inf and i = -1. Computed in blocks of
-    `block_size` x `block_size`, so memory stays bounded for any cluster size."""
-    unit = _unit_rows(_as_matrix(embeddings))
+    """For each row j: the largest cosine similarity (float32) to a row i < j, and that i
+    (the earliest on ties). Row 0 has similarity -inf and i = -1.
+
+    Computed in blocks of `block_size` x `block_size`, so memory stays bounded for any
+    cluster size. Products are taken in float64 and rounded to float32, so the result does
+    not change with the block layout (float32 matrix products round differently for
+    different shapes, which could flip an item sitting at the threshold)."""
+    unit = _unit_rows(_as_matrix(embeddings).astype(np.float64))
     n = unit.shape[0]
     best = np.full(n, -np.inf, dtype=np.float32)
     best_at = np.full(n, -1, dtype=np.int64)
@@ -176,10 +178,10 @@ def max_similarity_to_earlier(
         rows = unit[r0:r1]
         for c0 in range(0, r1, block_size):
             c1 = min(r1, c0 + block_size)
-            sims = rows @ unit[c0:c1].T
-            if c1 > r0:  # the diagonal block: only columns before each row count
-                later = np.arange(c0, c1)[None, :] >= np.arange(r0, r1)[:, None]
-                sims[later] = -np.inf
+            sims = (rows @ unit[c0:c1].T).astype(np.float32)
+            # only columns before each row count (the diagonal and beyond are masked)
+            later = np.arange(c0, c1)[None, :] >= np.arange(r0, r1)[:, None]
+            sims[later] = -np.inf
             at = np.argmax(sims, axis=1)
             value = sims[np.arange(r1 - r0), at]
             better = value > best[r0:r1]  # strict: the earlier block wins ties
