@@ -145,3 +145,12 @@ def test_s3_plain_file_splits_like_a_local_one(tmp_path, s3_bucket):
     ]
     local_rows, remote_rows = _read_all(local), _read_all(remote)
     assert remote_rows[0] == local_rows[0] and remote_rows[2] == local_rows[2]
+
+
+def test_a_glob_under_a_dot_folder_the_user_named_finds_its_files(tmp_path):
+    folder = tmp_path / ".cache" / "data"
+    folder.mkdir(parents=True)
+    (folder / "a.jsonl").write_text('{"text": "x"}\n')
+    (folder / "_tmp.jsonl").write_text('{"text": "x"}\n')
+    shards = plan_shards(str(folder / "*.jsonl"))
+    assert [s.uri.rsplit("/", 1)[-1] for s in shards] == ["a.jsonl"]

@@ -83,10 +83,12 @@ def _list_input(item: str, storage_options: dict | None) -> list[tuple[str, int 
     fs, path = filesystem(item, storage_options)
     if any(c in path for c in _GLOB_CHARS):
         found = fs.glob(path, detail=True)
+        # Only the part the pattern matched can be hidden, not the folders the user named.
+        base = path[: min(path.find(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
         files = [
             (to_uri(fs, p), info.get("size"))
             for p, info in sorted(found.items())
-            if info.get("type") != "directory" and detect_format(p) and not _hidden(p)
+            if info.get("type") != "directory" and detect_format(p) and not _hidden(p[len(base) :])
         ]
         if not files:
             raise InputNotFound(f"{item}: no input file matches this pattern")
