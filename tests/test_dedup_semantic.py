@@ -327,3 +327,13 @@ def test_embedding_array_round_trips():
     array = embedding_array(vectors)
     assert array.type == pa.list_(pa.float32(), 2)
     np.testing.assert_array_equal(embedding_matrix(array), vectors)
+
+
+def test_empty_and_single_item_clusters_have_no_duplicates():
+    empty = semantic_duplicates([], np.zeros((0, 4), np.float32), np.zeros(0), eps=0.1)
+    assert empty.num_rows == 0 and empty.schema.names == ["id", "duplicate_of", "similarity"]
+    single = semantic_duplicates(
+        np.array([7]), np.ones((1, 4), np.float32), np.zeros(1), eps=None, all_items=True
+    )
+    assert single["id"].to_pylist() == ["7"] and single["similarity"].to_pylist() == [None]
+    assert eps_table(single["similarity"], (0.1,))[0]["removed"] == 0
