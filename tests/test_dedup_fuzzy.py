@@ -26,6 +26,7 @@ from stages.dedup.fuzzy import (
     merge_components,
     minhash_signatures,
 )
+from stages.dedup.minhash import normalize_texts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOX = "The quick brown fox jumps over the lazy dog"
@@ -339,3 +340,72 @@ def test_densification_fills_each_empty_bin_from_the_first_filled_bin_in_its_ord
                 expected[row, j] = signature[row, source]
     minhash_module._densify(signature, filled, config)
     assert np.array_equal(signature, expected)
+
+
+# --- normalised shingles -------------------------------------------------------------------
+
+
+def test_normalize_makes_punctuation_case_and_spacing_differences_identical():
+    a = "Hello, World! The *quick* brown fox -- jumps over the lazy dog."
+    b = "hello world the quick brown fox jumps\n\tover the lazy dog"
+    for config in (
+        MinHashConfig(char_ngrams=None, word_ngrams=5, normalize=True),
+        MinHashConfig(char_ngrams=10, normalize=True),
+    ):
+        sig = minhash_signatures(pa.array([a, b]), config)
+        assert (sig[0] == sig[1]).all()
+        assert exact_jaccard([a], [b], config)[0] == 1.0
+    plain = MinHashConfig(char_ngrams=None, word_ngrams=5)
+    assert exact_jaccard([a], [b], plain)[0] < 0.5
+
+
+def test_normalized_words_are_the_regex_word_runs_of_the_lower_cased_text():
+    import re
+
+    text = "Ça va? Dépêche-toi: x_1=3.5, naïve café—OK"
+    config = MinHashConfig(char_ngrams=None, word_ngrams=1, normalize=True)
+    words = re.findall(r"\w+", text.lower())
+    one_per_word = pa.array([" ".join(words)])
+    assert exact_jaccard(pa.array([text]), one_per_word, config)[0] == 1.0
+    assert normalize_texts(pa.array([text])).to_pylist() == [" ".join(words)]
+
+
+def test_normalized_char_shingles_collapse_non_word_runs_to_one_space_and_strip_the_ends():
+    config = MinHashConfig(char_ngrams=5, normalize=True)
+    assert exact_jaccard(["  (Hello)...   world!! "], ["hello world"], config)[0] == 1.0
+    assert exact_jaccard(["hello world"], ["helloworld"], config)[0] < 1.0
+
+
+def test_normalize_handles_null_and_empty_texts():
+    config = MinHashConfig(char_ngrams=None, word_ngrams=5, normalize=True)
+    sig = minhash_signatures(pa.array([None, "", "!!! ...", "a b c d e f"]), config)
+    assert (sig[0] == 0xFFFFFFFF).all() and (sig[1] == 0xFFFFFFFF).all()
+    assert (sig[2] == 0xFFFFFFFF).all()  # punctuation only: no word, no shingle
+    assert not (sig[3] == 0xFFFFFFFF).all()
+
+
+def test_exact_jaccard_with_normalize_matches_a_word_5gram_reference():
+    import re
+
+    rng = random.Random(3)
+    vocabulary = ["alpha", "Beta", "gamma,", "(delta)", "epsilon.", "zeta!", "eta", "Theta"]
+    pairs = []
+    for _ in range(30):
+        a = [rng.choice(vocabulary) for _ in range(40)]
+        b = [w if rng.random() > 0.1 else rng.choice(vocabulary) for w in a]
+        pairs.append((" ".join(a), " ".join(b)))
+
+    def grams(text: str) -> set:
+        w = re.findall(r"\w+", text.lower())
+        return {tuple(w[i : i + 5]) for i in range(len(w) - 4)}
+
+    expected = [len(grams(a) & grams(b)) / len(grams(a) | grams(b)) for a, b in pairs]
+    got = exact_jaccard([a for a, _ in pairs], [b for _, b in pairs], MinHashConfig.high_recall())
+    np.testing.assert_allclose(got, expected)
+
+
+def test_high_recall_preset_is_normalised_word_5grams_20x7_and_finds_j_0_8_pairs():
+    config = MinHashConfig.high_recall()
+    assert (config.word_ngrams, config.num_bands, config.hashes_per_band) == (5, 20, 7)
+    assert config.normalize and config.char_ngrams is None
+    assert candidate_probability(0.8, 20, 7) > 0.99

@@ -9,7 +9,9 @@ How a signature is computed (no Python loop per document or per shingle):
 
 1. Shingle hashes. The batch becomes one token array (Unicode code points for character
    shingles; for word shingles, one 64-bit hash per whitespace-separated word, itself a
-   hash of the word's UTF-8 bytes). Every n-token window gets a polynomial hash modulo
+   hash of the word's UTF-8 bytes; with `normalize`, the text is first lower-cased and
+   every run of characters other than letters, digits and `_` becomes one space, see
+   `normalize_texts`). Every n-token window gets a polynomial hash modulo
    2^64, read from running sums of `token * P^i` and normalised by `P^-i`, so the value
    depends on the window's tokens only, not on its position in the batch; then the
    murmur3 64-bit finaliser, keyed by the seed, mixes it. The windows are hashed in
@@ -78,6 +80,13 @@ class MinHashConfig:
     signature has `num_bands * hashes_per_band` values (NeMo: 20 x 13 = 260, seed 42).
     `lowercase=True` lower-cases the text before shingling (Unicode lower case), so that
     case-only differences do not count; NeMo Curator shingles the raw text.
+
+    `normalize=True` (implies `lowercase`) shingles the text as `normalize_texts` rewrites
+    it: lower-cased, every run of characters that are not letters, digits or `_` turned
+    into one space (and, for character shingles, stripped at both ends). Word shingles
+    are then n-grams of the runs of word characters, the words of a regex `\\w+` on the
+    lower-cased text, so punctuation, markup and spacing differences do not count.
+    `exact_jaccard` uses the same shingles, so verification agrees with the signatures.
     """
 
     char_ngrams: int | None = 24
@@ -86,6 +95,7 @@ class MinHashConfig:
     hashes_per_band: int = 13
     seed: int = 42
     lowercase: bool = False
+    normalize: bool = False
 
     def __post_init__(self) -> None:
         if (self.char_ngrams is None) == (self.word_ngrams is None):
@@ -109,6 +119,27 @@ class MinHashConfig:
             hashes_per_band=8,
             seed=1,
             lowercase=True,
+        )
+
+    @classmethod
+    def high_recall(cls) -> MinHashConfig:
+        """Near-duplicates at word 5-gram Jaccard >= 0.8, with high recall: normalised word
+        5-grams, 20 bands x 7 hashes, seed 42.
+
+        A pair at J = 0.8 becomes a candidate with probability 0.991 (0.68 at J = 0.7), so
+        candidates must be verified: keep the edges whose `exact_jaccard` (this config) is
+        at least 0.8, then cluster them with `center_clusters`. On the benchmark of
+        `benchmarks/dedup_quality.py` this removes only documents with J >= 0.8 to a kept
+        one and finds over 0.95 of the pairs at J >= 0.8 (see benchmarks/README.md).
+        """
+        return cls(
+            char_ngrams=None,
+            word_ngrams=5,
+            num_bands=20,
+            hashes_per_band=7,
+            seed=42,
+            lowercase=True,
+            normalize=True,
         )
 
     @property
@@ -243,11 +274,32 @@ def _codepoints(text: TextBytes) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(utf32, dtype=np.uint32), bounds
 
 
+# A run of characters that are not word characters (Python's `\w`: letters, digits, `_`).
+_NON_WORD = r"[^\p{L}\p{N}_]+"
+
+
+def normalize_texts(texts: pa.ChunkedArray | pa.Array, strip: bool = False) -> pa.Array:
+    """`texts` lower-cased with every run of characters other than letters, digits and
+    `_` replaced by one space (RE2 over the whole array, no Python loop per text); nulls
+    become empty strings. `strip`: also drop the space left at either end.
+
+    The whitespace-separated words of the result are the words of `re.findall(r"\\w+",
+    text.lower())`: "Hello, World!" becomes "hello world " ("hello world" with `strip`).
+    """
+    array = _as_string_array(texts)
+    if not len(array):
+        return array
+    array = pc.replace_substring_regex(pc.utf8_lower(array), _NON_WORD, " ")
+    return pc.utf8_trim(array, " ") if strip else array
+
+
 def _tokens(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig):
     """(tokens, row bounds) of a batch: code points for character shingles, 64-bit word
     hashes for word shingles."""
     array = _as_string_array(texts)
-    if config.lowercase and len(array):
+    if config.normalize:
+        array = normalize_texts(array, strip=config.char_ngrams is not None)
+    elif config.lowercase and len(array):
         array = pc.utf8_lower(array)
     text = TextBytes._build(array)
     if config.char_ngrams is not None:
@@ -404,7 +456,8 @@ def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
 
 def exact_jaccard(texts_a, texts_b, config: MinHashConfig = DEFAULT_CONFIG) -> np.ndarray:
     """Row-wise Jaccard similarity of the shingle sets of `texts_a[i]` and `texts_b[i]`, with
-    the shingles of `config` (64-bit shingle hashes, so equal up to hash collisions).
+    the shingles of `config` (64-bit shingle hashes, so equal up to hash collisions),
+    including its `lowercase` and `normalize`: the sets the signatures estimate.
     Two texts without shingles have similarity 1; one without, 0."""
     a, b = pa.array(list(texts_a), pa.string()), pa.array(list(texts_b), pa.string())
     if len(a) != len(b):
