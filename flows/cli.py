@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     dedup = sub.add_parser("dedup", help="remove exact or near-duplicate documents")
     dedup.add_argument("--input", required=True, help="any dataset curate reads (local/s3://)")
     dedup.add_argument("--output", required=True, help="output dataset folder (local/s3://)")
-    dedup.add_argument("--method", default="fuzzy", choices=["exact", "fuzzy"])
+    dedup.add_argument("--method", default="fuzzy", choices=["exact", "fuzzy", "semantic"])
     dedup.add_argument("--column", default="text", help="the column compared")
     dedup.add_argument("--id-field", default="id")
     dedup.add_argument(
@@ -91,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     dedup.add_argument("--bands", type=int, default=20, help="fuzzy: LSH bands")
     dedup.add_argument("--rows", type=int, default=13, help="fuzzy: MinHash values per band")
     dedup.add_argument("--seed", type=int, default=42)
+    dedup.add_argument(
+        "--eps",
+        type=float,
+        default=0.01,
+        help="semantic: duplicates have cosine similarity >= 1 - eps",
+    )
+    dedup.add_argument("--n-clusters", type=int, help="semantic: k-means clusters")
+    dedup.add_argument("--semantic-keep", default="hard", choices=["hard", "easy", "random"])
+    dedup.add_argument("--model", help="semantic: local sentence-transformers model folder")
     dedup.add_argument(
         "--keep",
         default="first",
@@ -147,6 +156,10 @@ def _dedup_params(args: argparse.Namespace):
         num_bands=args.bands,
         hashes_per_band=args.rows,
         seed=args.seed,
+        eps=args.eps,
+        n_clusters=args.n_clusters,
+        semantic_keep=args.semantic_keep,
+        model=args.model,
         keep=args.keep,
         score_column=args.score_column,
         partitions=args.partitions,

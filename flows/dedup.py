@@ -58,8 +58,10 @@ class DedupParams(BaseModel):
         examples=["s3://curated/cc", "data/docs.jsonl"],
     )
     output: str = Field(description="Output dataset folder, local or s3://.")
-    method: Literal["exact", "fuzzy"] = Field(
-        "fuzzy", description="exact: identical content; fuzzy: MinHash + LSH near-duplicates."
+    method: Literal["exact", "fuzzy", "semantic"] = Field(
+        "fuzzy",
+        description="exact: identical content; fuzzy: MinHash + LSH near-duplicates; "
+        "semantic: embeddings, k-means and cosine similarity within clusters (SemDeDup).",
     )
     column: str = Field("text", description="The column compared.")
     id_field: str = Field("id", description="Input field holding a document id, if any.")
@@ -86,6 +88,26 @@ class DedupParams(BaseModel):
         "the longest, or the one with the highest `score_column` (ties: the first).",
     )
     score_column: str | None = Field(None, description="keep='score': the column to maximise.")
+    eps: float = Field(
+        0.01, gt=0.0, lt=1.0, description="semantic: duplicates have cosine similarity >= 1 - eps."
+    )
+    n_clusters: int | None = Field(
+        None,
+        ge=1,
+        description="semantic: k-means clusters (default: one per 1,000 documents, "
+        "between 1 and 1,000).",
+    )
+    semantic_keep: Literal["hard", "easy", "random"] = Field(
+        "hard",
+        description="semantic: which item of a near-identical pair is kept, as NeMo Curator: "
+        "hard keeps the ones farthest from their centroid, easy the nearest, random a seeded draw.",
+    )
+    model: str | None = Field(
+        None,
+        description="semantic: a local sentence-transformers model folder (default: the "
+        "bundled all-MiniLM-L6-v2).",
+    )
+    kmeans_sample: int = Field(100_000, ge=1, description="semantic: rows k-means is fit on.")
     partitions: int = Field(16, ge=1, description="Hash partitions of the global passes.")
     shard_size_mb: float = Field(32.0, gt=0, description="Target input bytes per shard.")
     strict: bool = Field(False, description="Fail on the first bad input row.")
@@ -158,6 +180,10 @@ def identify_stage(params: DedupParams) -> Stage:
         from stages.dedup.exact import ExactDedupHash
 
         return ExactDedupHash(num_partitions=params.partitions)
+    if params.method == "semantic":
+        from stages.dedup.embed import TextEmbedder
+
+        return TextEmbedder(model=params.model)
     from stages.dedup.minhash import MinhashDedupSignature
 
     return MinhashDedupSignature(params.minhash_config())
@@ -181,6 +207,8 @@ class SidecarSink:
         docs = ["_order", "id", "_priority"]
         if self.params.method == "exact":
             keys = table.select(["_order", "id", "_hash", "_partition", "_priority"])
+        elif self.params.method == "semantic":
+            keys = table.select(["_order", "embedding"])
         else:
             keys = band_buckets(table.select(["_order", "_bands"]))
             bucket = keys.column("bucket").to_numpy()
@@ -317,6 +345,8 @@ def find_duplicates(params: DedupParams, plan: DedupPlan) -> tuple[pa.Table, Sta
         parts = ray.get([exact_partition.remote(p) for p in range(params.partitions)])
         parts = [t for t in parts if t is not None and t.num_rows]
         removed = pa.concat_tables(parts) if parts else _empty_removed()
+    elif params.method == "semantic":
+        removed, eps_records = _semantic(params, plan, keys, docs, options)
     else:
         removed = _fuzzy(params, plan, keys, docs, options)
     removed = removed.sort_by("_order")
@@ -325,13 +355,15 @@ def find_duplicates(params: DedupParams, plan: DedupPlan) -> tuple[pa.Table, Sta
         for m in VersionWriter(plan.work, IDENTIFY, storage_options=options).done_shards().values()
     )
     metrics = StageMetrics(
-        "FuzzyDedup" if params.method == "fuzzy" else "ExactDedup",
+        {"exact": "ExactDedup", "fuzzy": "FuzzyDedup", "semantic": "SemanticDedup"}[params.method],
         rows_in=rows_in,
         rows_out=rows_in - removed.num_rows,
         seconds=time.perf_counter() - start,
         shards=len(keys),
     )
     metrics.removed_sample = removed.slice(0, 10).select(["id", "duplicate_of"]).to_pylist()
+    if params.method == "semantic":
+        metrics.details = {"eps_table": eps_records}
     return removed, metrics
 
 
@@ -392,6 +424,135 @@ def _fuzzy(params: DedupParams, plan: DedupPlan, keys, docs, options) -> pa.Tabl
             "duplicate_of": _ids_of(docs, clusters, options),
         }
     )
+
+
+def _semantic(params: DedupParams, plan: DedupPlan, keys, docs, options):
+    """SemDeDup on Ray: fit k-means on a seeded sample of the embeddings, assign every
+    shard's embeddings to clusters (one task per shard, written by partition of cluster),
+    then per partition compare the items of each cluster. Returns the removed rows and
+    the table of how many each eps would remove."""
+    import ray
+
+    writer = VersionWriter(plan.work, IDENTIFY, storage_options=options)
+    total = sum(
+        f["rows"]
+        for marker in writer.done_shards().values()
+        for f in marker["files"]
+        if f["path"].startswith("keys-")
+    )
+    n_clusters = params.n_clusters or max(1, min(1000, total // 1000))
+    fraction = min(1.0, params.kmeans_sample / max(total, 1))
+    clusters_dir = storage.join(plan.work, "clusters")
+
+    @ray.remote(num_cpus=1)
+    def fit() -> np.ndarray:
+        from stages.dedup.embed import embedding_matrix
+        from stages.dedup.semantic import kmeans_fit
+
+        parts = []
+        for uri in keys:
+            fs, path = filesystem(uri, options)
+            with fs.open(path, "rb") as f:
+                table = pq.read_table(f)
+            chosen = _sample_mask(table.column("_order").to_numpy(), fraction, params.seed)
+            parts.append(embedding_matrix(table.column("embedding").filter(pa.array(chosen))))
+        sample = np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
+        return kmeans_fit(
+            sample, min(n_clusters, len(sample)), seed=params.seed, sample=params.kmeans_sample
+        )
+
+    centroids = ray.put(ray.get(fit.remote()))
+
+    @ray.remote(num_cpus=1)
+    def assign(uri: str, centroids: np.ndarray) -> str:
+        from stages.dedup.embed import embedding_matrix
+        from stages.dedup.semantic import assign_clusters
+
+        fs, path = filesystem(uri, options)
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f)
+        cluster, distance = assign_clusters(embedding_matrix(table.column("embedding")), centroids)
+        table = table.append_column("cluster", pa.array(cluster, pa.int32()))
+        table = table.append_column("distance", pa.array(distance, pa.float32()))
+        table = table.append_column("_partition", pa.array(cluster % params.partitions, pa.int32()))
+        out = storage.join(clusters_dir, uri.rsplit("/", 1)[-1])
+        _write_by_partition(table, out, options)
+        return out
+
+    assigned = ray.get([assign.remote(uri, centroids) for uri in keys])
+
+    @ray.remote(num_cpus=1)
+    def partition_items(p: int) -> pa.Table | None:
+        from stages.dedup.embed import embedding_matrix
+        from stages.dedup.semantic import semantic_duplicates
+
+        table = _read_partition(
+            assigned, p, ["_order", "embedding", "cluster", "distance"], options
+        )
+        if not table.num_rows:
+            return None
+        table = table.sort_by([("cluster", "ascending"), ("_order", "ascending")])
+        cluster = table.column("cluster").to_numpy()
+        bounds = np.flatnonzero(np.diff(cluster)) + 1
+        out = []
+        for start, end in zip([0, *bounds], [*bounds, len(cluster)], strict=True):
+            part = table.slice(start, end - start)
+            items = semantic_duplicates(
+                # Zero-padded, so that ties (identical embeddings) go to input order.
+                [f"{o:020d}" for o in part.column("_order").to_pylist()],
+                embedding_matrix(part.column("embedding")),
+                part.column("distance").to_numpy(),
+                eps=None,
+                keep=params.semantic_keep,
+                seed=params.seed,
+                all_items=True,
+            )
+            items = items.append_column(
+                "cluster", pa.array(np.full(items.num_rows, cluster[start]), pa.int64())
+            )
+            out.append(items)
+        return pa.concat_tables(out)
+
+    parts = [
+        t
+        for t in ray.get([partition_items.remote(p) for p in range(params.partitions)])
+        if t is not None
+    ]
+    if not parts:
+        return _empty_removed(), []
+    from stages.dedup.semantic import eps_table
+
+    items = pa.concat_tables(parts)
+    records = eps_table(items.column("similarity"))
+    threshold = np.float32(1.0 - params.eps)
+    similarity = items.column("similarity").to_numpy(zero_copy_only=False)
+    chosen = np.nan_to_num(similarity.astype(np.float64), nan=-2.0) >= threshold
+    removed = items.filter(pa.array(chosen))
+    orders = pc.cast(removed.column("id"), pa.int64())
+    of = pc.cast(removed.column("duplicate_of"), pa.int64())
+    return (
+        pa.table(
+            {
+                "_order": orders,
+                "id": _ids_of(docs, orders, options),
+                "cluster": removed.column("cluster"),
+                "duplicate_of": _ids_of(docs, of, options),
+                "similarity": removed.column("similarity"),
+            }
+        ),
+        records,
+    )
+
+
+def _sample_mask(orders: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded, order-independent sample: each row in with probability `fraction`."""
+    if fraction >= 1.0:
+        return np.ones(len(orders), dtype=bool)
+    x = orders.astype(np.uint64) ^ np.uint64(seed * 0x9E3779B97F4A7C15 % (1 << 64))
+    x = (x ^ (x >> np.uint64(33))) * np.uint64(0xFF51AFD7ED558CCD)
+    x = (x ^ (x >> np.uint64(33))) * np.uint64(0xC4CEB9FE1A85EC53)
+    x ^= x >> np.uint64(33)
+    return x < np.uint64(fraction * float(1 << 64))
 
 
 def _similarity(params, plan, docs, src, dst, verify, options) -> np.ndarray:
@@ -492,7 +653,9 @@ def commit_dedup(params, plan, report: RunReport, removed: pa.Table, run_id) -> 
 
     options = storage.storage_options()
     final = VersionWriter(plan.output, plan.version, storage_options=options)
-    audit = removed.select(["id", "cluster", "duplicate_of"])
+    audit = removed.select(
+        [c for c in ("id", "cluster", "duplicate_of", "similarity") if c in removed.column_names]
+    )
     nbytes = write_all_columns(audit, storage.join(final.uri, DUPLICATES), options)
     side = [{"path": DUPLICATES, "rows": audit.num_rows, "bytes": nbytes}]
     text = markdown_report(
@@ -512,6 +675,7 @@ def commit_dedup(params, plan, report: RunReport, removed: pa.Table, run_id) -> 
             "stages": [m.to_dict() for m in report.stages.values()],
             "method": params.method,
             "duplicates_removed": audit.num_rows,
+            **{k: v for m in report.stages.values() for k, v in m.details.items()},
         },
         extra_files=side,
     )

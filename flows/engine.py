@@ -94,6 +94,7 @@ class StageMetrics:
     shards: int = 0
     nodes: set[str] = field(default_factory=set)
     removed_sample: list[dict] = field(default_factory=list)
+    details: dict = field(default_factory=dict)  # step-specific figures for the report
 
     @property
     def removed(self) -> int:

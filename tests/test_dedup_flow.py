@@ -150,3 +150,26 @@ def test_keep_policy_longest_or_highest_score(tmp_path, prefect_harness, ray_clu
     )
     if method == "fuzzy":
         assert run("longest") == {"short": "long", "best": "long"}
+
+
+def test_semantic_dedup_removes_copies_and_reports_an_eps_table(
+    tmp_path, prefect_harness, ray_cluster
+):
+    docs = english_documents(40, seed=21)
+    rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(docs)]
+    rows += [{"id": f"copy{i}", "text": docs[i]} for i in range(4)]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "semantic"
+    curate_dedup(
+        DedupParams(input=str(source), output=str(out), method="semantic", eps=0.001, partitions=2)
+    )
+    manifest = read_manifest(str(out))
+    audit = pq.read_table(f"{manifest['uri']}/duplicates.parquet").to_pylist()
+    pairs = {frozenset((r["id"], r["duplicate_of"])) for r in audit}
+    assert {frozenset((f"d{i}", f"copy{i}")) for i in range(4)} <= pairs
+    assert all(r["similarity"] >= 0.999 for r in audit)
+    table = manifest["extra"]["eps_table"]
+    removed = [r["removed"] for r in table]
+    assert removed == sorted(removed) and removed[0] >= 4
+    assert manifest["rows"] == len(rows) - len(audit)
