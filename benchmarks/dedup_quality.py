@@ -189,10 +189,11 @@ def _should_remove(true_pairs: list[dict]) -> int:
 
 
 def _configs() -> dict[str, dict]:
-    """The configurations tried: MinHashConfig keyword arguments (or a preset name),
-    `verify` (exact-Jaccard threshold on the candidate edges, or None) and `normalize`
-    (words as in the ground truth before shingling, see `normalize_words`)."""
+    """The configurations tried: `config` (MinHashConfig keyword arguments, or the name of
+    one of its presets), `verify` (exact-Jaccard threshold on the candidate edges, or None)
+    and `clustering` ("components" or "centers", see `ours_fuzzy_dedup`)."""
     words = {"char_ngrams": None, "word_ngrams": 5, "lowercase": True}
+    normal = {**words, "normalize": True}
     return {
         # NeMo Curator's default: 24-character shingles, 20 bands x 13 hashes.
         "nemo-c24-20x13": {"config": {}, "verify": None},
@@ -201,74 +202,68 @@ def _configs() -> dict[str, dict]:
         "datatrove-w5-14x8": {"config": "datatrove", "verify": None},
         "datatrove-w5-14x8-verified": {"config": "datatrove", "verify": 0.8},
         # Higher recall at J = 0.8, then exact-Jaccard verification of the candidates.
-        "w5-20x7-verified": {"config": {**words, "num_bands": 20, "hashes_per_band": 7}, "verify": 0.8},
-        "w5-25x6-verified": {"config": {**words, "num_bands": 25, "hashes_per_band": 6}, "verify": 0.8},
-        # The same with words cut as the ground truth cuts them (punctuation dropped).
+        "w5-20x7-verified": {
+            "config": {**words, "num_bands": 20, "hashes_per_band": 7},
+            "verify": 0.8,
+        },
+        "w5-25x6-verified": {
+            "config": {**words, "num_bands": 25, "hashes_per_band": 6},
+            "verify": 0.8,
+        },
+        # The same with normalised shingles (MinHashConfig.normalize: words cut as the
+        # ground truth cuts them, punctuation dropped).
         "w5-14x8-verified-words": {
-            "config": {**words, "num_bands": 14, "hashes_per_band": 8}, "verify": 0.8, "normalize": True,
+            "config": {**normal, "num_bands": 14, "hashes_per_band": 8},
+            "verify": 0.8,
         },
-        "w5-20x7-verified-words": {
-            "config": {**words, "num_bands": 20, "hashes_per_band": 7}, "verify": 0.8, "normalize": True,
-        },
+        "w5-20x7-verified-words": {"config": "high_recall", "verify": 0.8},
         "w5-25x6-verified-words": {
-            "config": {**words, "num_bands": 25, "hashes_per_band": 6}, "verify": 0.8, "normalize": True,
+            "config": {**normal, "num_bands": 25, "hashes_per_band": 6},
+            "verify": 0.8,
         },
-        # Clusters as stars around kept documents instead of connected components.
+        # Clusters as stars around kept documents (center_clusters) instead of connected
+        # components: the configuration that meets the goal.
         "w5-20x7-verified-words-centers": {
-            "config": {**words, "num_bands": 20, "hashes_per_band": 7}, "verify": 0.8, "normalize": True,
+            "config": "high_recall",
+            "verify": 0.8,
             "clustering": "centers",
         },
     }
 
 
 def make_config(spec):
-    from stages.dedup.fuzzy import MinHashConfig
+    """A MinHashConfig from keyword arguments or a preset's name ("datatrove",
+    "high_recall")."""
+    from stages.dedup.minhash import MinHashConfig
 
-    if spec == "datatrove":
-        return MinHashConfig.datatrove()
+    if isinstance(spec, str):
+        return getattr(MinHashConfig, spec)()
     return MinHashConfig(**spec)
 
 
-def normalize_words(texts):
-    """Texts lower-cased with every run of characters other than letters, digits and `_`
-    turned into one space (Arrow's RE2, no Python loop): whitespace-separated words are
-    then the words of the ground truth (`dedup_data.word_shingles`)."""
-    import pyarrow.compute as pc
-
-    return pc.replace_substring_regex(pc.utf8_lower(texts), r"[^\p{L}\p{N}_]+", " ")
-
-
 def ours_fuzzy_dedup(
-    table,
-    config,
-    verify: float | None = None,
-    normalize: bool = False,
-    clustering: str = "components",
+    table, config, verify: float | None = None, clustering: str = "components"
 ) -> list[list[str]]:
-    """Our fuzzy deduplication in one process: the clusters (lists of ids, size >= 2).
+    """Our fuzzy deduplication in one process: the clusters (lists of ids, size >= 2,
+    sorted; the kept document is the first in input order, so the smallest id).
 
-    The pipeline's steps run in memory on one table: optionally `normalize_words`, then
-    `MinhashDedupSignature`,
-    `band_buckets`, `bucket_edges` (candidate edges, each bucket's members linked to its
-    first document), optionally the edges whose exact shingle Jaccard (`exact_jaccard`,
-    the configuration's own shingles) is below `verify` dropped, then
-    `connected_components`. `clustering="centers"` instead walks the documents in input
-    order: one with a (verified) edge to an earlier kept document joins the earliest such
-    one, else it is kept, so every removed document is linked directly to the kept one
-    (a proposal for the stages, measured here).
+    The pipeline's steps, the stage functions themselves, run in memory on one table:
+    `MinhashDedupSignature` (with `config`, including its `normalize`), `band_buckets`,
+    `bucket_edges` (candidate edges, each bucket's members linked to its first document),
+    optionally the edges whose `exact_jaccard` (the same shingles) is below `verify`
+    dropped, then `connected_components` + `choose_survivors` (clustering="components")
+    or `center_clusters` (clustering="centers": a document joins the first kept
+    document it has an edge to, else it is kept).
     """
     import pyarrow as pa
 
-    from stages.dedup.fuzzy import (
-        MinhashDedupSignature,
-        band_buckets,
-        bucket_edges,
-        connected_components,
-        exact_jaccard,
-    )
+    from stages.dedup.components import center_clusters, connected_components
+    from stages.dedup.keep import choose_survivors
+    from stages.dedup.lsh import band_buckets, bucket_edges
+    from stages.dedup.minhash import MinhashDedupSignature, exact_jaccard
 
-    if normalize:
-        table = table.set_column(table.schema.get_field_index("text"), "text", normalize_words(table.column("text")))
+    if clustering not in ("components", "centers"):
+        raise ValueError(f"ours_fuzzy_dedup: unknown clustering {clustering!r}")
     signed = MinhashDedupSignature(config).process(table.select(["text"]))
     signed = signed.append_column("_order", pa.array(np.arange(table.num_rows), pa.int64()))
     edges = bucket_edges(band_buckets(signed))
@@ -280,30 +275,16 @@ def ours_fuzzy_dedup(
         keep = similarity >= verify
         src, dst = src[keep], dst[keep]
     if clustering == "centers":
-        nodes, component = _centers(src, dst)
+        removed = center_clusters(src, dst)
     else:
-        nodes, component = connected_components(src, dst)
+        removed = choose_survivors(*connected_components(src, dst))
     ids = table.column("id").to_numpy(zero_copy_only=False)
     clusters: dict[int, list[str]] = {}
-    for node, root in zip(nodes.tolist(), component.tolist(), strict=True):
-        clusters.setdefault(root, []).append(ids[node])
-    return [sorted(c) for c in clusters.values() if len(c) > 1]
-
-
-def _centers(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(nodes, kept node of each) for the "centers" clustering of `ours_fuzzy_dedup`."""
-    order = np.lexsort((np.minimum(src, dst), np.maximum(src, dst)))
-    low = np.minimum(src, dst)[order].tolist()
-    high = np.maximum(src, dst)[order].tolist()
-    center: dict[int, int] = {}
-    for a, b in zip(low, high, strict=True):  # by high end, then low end: earliest first
-        center.setdefault(a, a)
-        if b not in center and center[a] == a:
-            center[b] = a
-    for b in high:
-        center.setdefault(b, b)
-    nodes = np.array(sorted(center), dtype=np.int64)
-    return nodes, np.array([center[n] for n in nodes.tolist()], dtype=np.int64)
+    for node, kept in zip(
+        removed.column("_order").to_pylist(), removed.column("cluster").to_pylist(), strict=True
+    ):
+        clusters.setdefault(kept, [ids[kept]]).append(ids[node])
+    return [sorted(c) for c in clusters.values()]
 
 
 def read_documents(path: str | Path):
@@ -356,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         config = make_config(spec["config"])
         t0, c0 = time.perf_counter(), time.process_time()
         clusters = ours_fuzzy_dedup(
-            table, config, spec["verify"], spec.get("normalize", False), spec.get("clustering", "components")
+            table, config, spec["verify"], spec.get("clustering", "components")
         )
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         scores = score_clusters(clusters, truth, word_sets=word_sets)
@@ -366,11 +347,11 @@ def main(argv: list[str] | None = None) -> int:
                 if config.char_ngrams
                 else f"word {config.word_ngrams}",
                 "lowercase": config.lowercase,
+                "normalize": config.normalize,
                 "num_bands": config.num_bands,
                 "hashes_per_band": config.hashes_per_band,
                 "seed": config.seed,
                 "verify": spec["verify"],
-                "normalize_words": spec.get("normalize", False),
                 "clustering": spec.get("clustering", "components"),
             },
             "wall_s": wall,

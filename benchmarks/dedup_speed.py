@@ -89,7 +89,7 @@ def run_ours(documents: Path, name: str, output: Path) -> dict:
     wall0, cpu0 = time.perf_counter(), time.process_time()
     table = dedup_quality.read_documents(documents)
     clusters = dedup_quality.ours_fuzzy_dedup(
-        table, config, spec["verify"], spec.get("normalize", False), spec.get("clustering", "components")
+        table, config, spec["verify"], spec.get("clustering", "components")
     )
     drop = {doc for members in clusters for doc in sorted(members)[1:]}
     ids = table.column("id").to_pylist()

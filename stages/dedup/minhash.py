@@ -454,12 +454,20 @@ def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
     return (a == b).mean(axis=1)
 
 
+def _string_array(texts) -> pa.Array:
+    """Arrow string arrays as they are (no copy through Python objects), else a list."""
+    if isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        return _as_string_array(texts)
+    return pa.array(list(texts), pa.string())
+
+
 def exact_jaccard(texts_a, texts_b, config: MinHashConfig = DEFAULT_CONFIG) -> np.ndarray:
     """Row-wise Jaccard similarity of the shingle sets of `texts_a[i]` and `texts_b[i]`, with
     the shingles of `config` (64-bit shingle hashes, so equal up to hash collisions),
-    including its `lowercase` and `normalize`: the sets the signatures estimate.
+    including its `lowercase` and `normalize`: the sets the signatures estimate. The
+    texts are Arrow string arrays or sequences of strings (None: empty).
     Two texts without shingles have similarity 1; one without, 0."""
-    a, b = pa.array(list(texts_a), pa.string()), pa.array(list(texts_b), pa.string())
+    a, b = _string_array(texts_a), _string_array(texts_b)
     if len(a) != len(b):
         raise ValueError(f"exact_jaccard: {len(a)} and {len(b)} texts")
     n = len(a)
