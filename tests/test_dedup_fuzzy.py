@@ -409,3 +409,16 @@ def test_high_recall_preset_is_normalised_word_5grams_20x7_and_finds_j_0_8_pairs
     assert (config.word_ngrams, config.num_bands, config.hashes_per_band) == (5, 20, 7)
     assert config.normalize and config.char_ngrams is None
     assert candidate_probability(0.8, 20, 7) > 0.99
+
+
+def test_normalize_texts_matches_python_word_regex_on_mixed_unicode():
+    import re
+
+    rng = random.Random(5)
+    alphabet = list("aZ_9 .,!\n\t-—’éÉ日本ß\u00a0\u0301x")
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(25))) for _ in range(500)]
+    texts += [None, "", "   ", "ok.", " a "]
+    expected = [" ".join(re.findall(r"\w+", (t or "").lower())) for t in texts]
+    assert normalize_texts(pa.array(texts)).to_pylist() == expected
+    chunked = pa.chunked_array([texts[:250], texts[250:]])
+    assert normalize_texts(chunked).to_pylist() == expected

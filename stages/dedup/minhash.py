@@ -83,7 +83,7 @@ class MinHashConfig:
 
     `normalize=True` (implies `lowercase`) shingles the text as `normalize_texts` rewrites
     it: lower-cased, every run of characters that are not letters, digits or `_` turned
-    into one space (and, for character shingles, stripped at both ends). Word shingles
+    into one space, none left at either end. Word shingles
     are then n-grams of the runs of word characters, the words of a regex `\\w+` on the
     lower-cased text, so punctuation, markup and spacing differences do not count.
     `exact_jaccard` uses the same shingles, so verification agrees with the signatures.
@@ -274,23 +274,57 @@ def _codepoints(text: TextBytes) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(utf32, dtype=np.uint32), bounds
 
 
-# A run of characters that are not word characters (Python's `\w`: letters, digits, `_`).
-_NON_WORD = r"[^\p{L}\p{N}_]+"
+_SPACE = 0x20
 
 
-def normalize_texts(texts: pa.ChunkedArray | pa.Array, strip: bool = False) -> pa.Array:
-    """`texts` lower-cased with every run of characters other than letters, digits and
-    `_` replaced by one space (RE2 over the whole array, no Python loop per text); nulls
-    become empty strings. `strip`: also drop the space left at either end.
+def normalize_texts(texts: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """`texts` lower-cased, with every run of characters other than word characters
+    (Python's `\\w`: `str.isalnum()` or `_`) replaced by one space and none left at either
+    end; nulls become empty strings. Whole-batch byte operations: a Python call per
+    distinct non-ASCII character (its bytes are word bytes when it is alphanumeric), none
+    per text.
 
-    The whitespace-separated words of the result are the words of `re.findall(r"\\w+",
-    text.lower())`: "Hello, World!" becomes "hello world " ("hello world" with `strip`).
+    The words of the result are `re.findall(r"\\w+", text.lower())`: "Hello, World!"
+    becomes "hello world".
     """
     array = _as_string_array(texts)
     if not len(array):
-        return array
-    array = pc.replace_substring_regex(pc.utf8_lower(array), _NON_WORD, " ")
-    return pc.utf8_trim(array, " ") if strip else array
+        return array.cast(pa.string())
+    text = TextBytes._build(pc.utf8_lower(array))
+    buf = text.buf
+    word = (buf - np.uint8(ord("a"))) < 26  # uint8 wraps: one compare for a range
+    word |= (buf - np.uint8(ord("0"))) < 10
+    word |= buf == ord("_")
+    word |= buf >= 0x80
+    if text.has_non_ascii:
+        pos, code, length = text.non_ascii_chars
+        distinct, which = np.unique(code, return_inverse=True)
+        alnum = np.fromiter((chr(c).isalnum() for c in distinct.tolist()), bool, distinct.size)
+        other = ~alnum[which]
+        word[np.repeat(pos[other], length[other]) + _ranks(length[other])] = False
+    # Keep the word bytes and, of each run of other bytes, one (as a space) when a word
+    # byte comes before it and another after it in the same row.
+    # Word -> other and other -> word transitions alternate along the buffer, so the
+    # run of other bytes at `gap[k]` ends where word `rise[k + shift]` begins.
+    gap = np.flatnonzero(~word[1:] & word[:-1]) + 1
+    rise = np.flatnonzero(word[1:] & ~word[:-1]) + 1
+    shift = int(rise.size > 0 and gap.size > 0 and rise[0] < gap[0])
+    has_next = np.arange(gap.size) + shift < rise.size
+    gap = gap[has_next]
+    row = np.searchsorted(text.ends, gap, side="right")
+    next_row = np.searchsorted(text.ends, rise[shift : shift + gap.size], side="right")
+    inside = (gap > text.starts[row]) & (next_row == row)
+    keep = word.copy()
+    keep[gap[inside]] = True
+    out = np.where(word, buf, np.uint8(_SPACE))[keep]
+    offsets = np.zeros(text.num_rows + 1, dtype=np.int64)
+    np.cumsum(text.segment_sums(keep), out=offsets[1:])
+    large = out.size >= 2**31
+    return pa.Array.from_buffers(
+        pa.large_string() if large else pa.string(),
+        text.num_rows,
+        [None, pa.py_buffer(offsets.astype(np.int64 if large else np.int32)), pa.py_buffer(out)],
+    )
 
 
 def _tokens(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig):
@@ -298,7 +332,7 @@ def _tokens(texts: pa.ChunkedArray | pa.Array, config: MinHashConfig):
     hashes for word shingles."""
     array = _as_string_array(texts)
     if config.normalize:
-        array = normalize_texts(array, strip=config.char_ngrams is not None)
+        array = normalize_texts(array)
     elif config.lowercase and len(array):
         array = pc.utf8_lower(array)
     text = TextBytes._build(array)
