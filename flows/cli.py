@@ -88,6 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dedup.add_argument("--char-ngrams", type=int, default=24)
     dedup.add_argument("--word-ngrams", type=int, help="shingle words instead of characters")
+    dedup.add_argument(
+        "--normalize",
+        action="store_true",
+        help="fuzzy: ignore case, punctuation and spacing when shingling",
+    )
+    dedup.add_argument(
+        "--preset",
+        choices=["nemo", "high_recall"],
+        help="fuzzy: a tuned configuration instead of the shingle/band options",
+    )
+    dedup.add_argument(
+        "--clustering",
+        default="components",
+        choices=["components", "centers"],
+        help="fuzzy: connected components, or centers (no chains)",
+    )
     dedup.add_argument("--bands", type=int, default=20, help="fuzzy: LSH bands")
     dedup.add_argument("--rows", type=int, default=13, help="fuzzy: MinHash values per band")
     dedup.add_argument("--seed", type=int, default=42)
@@ -153,6 +169,9 @@ def _dedup_params(args: argparse.Namespace):
         verify=args.verify,
         char_ngrams=args.char_ngrams,
         word_ngrams=args.word_ngrams,
+        normalize=args.normalize,
+        preset=args.preset,
+        clustering=args.clustering,
         num_bands=args.bands,
         hashes_per_band=args.rows,
         seed=args.seed,

@@ -74,6 +74,23 @@ class DedupParams(BaseModel):
     )
     char_ngrams: int | None = Field(24, description="fuzzy: character shingle size.")
     word_ngrams: int | None = Field(None, description="fuzzy: word shingle size instead.")
+    normalize: bool = Field(
+        False,
+        description="fuzzy: shingle lower-cased runs of letters, digits and _ "
+        "(punctuation, case and spacing do not count).",
+    )
+    preset: Literal["nemo", "high_recall"] | None = Field(
+        None,
+        description="fuzzy: a tuned configuration instead of the shingle and band "
+        "fields: nemo (24-char shingles, 20x13, as NeMo Curator) or high_recall (normalised "
+        "word 5-grams, 20x7: with verification and centers clustering it keeps every removal "
+        "a true near-duplicate and finds 99% of them).",
+    )
+    clustering: Literal["components", "centers"] = Field(
+        "components",
+        description="fuzzy: connected components of verified edges, or centers: a document is "
+        "removed only for a kept document it is itself a near-duplicate of (no chains).",
+    )
     num_bands: int = Field(20, ge=1, description="fuzzy: LSH bands.")
     hashes_per_band: int = Field(13, ge=1, description="fuzzy: MinHash values per band.")
     seed: int = Field(42, description="fuzzy: MinHash seed.")
@@ -116,12 +133,18 @@ class DedupParams(BaseModel):
     def minhash_config(self):
         from stages.dedup.minhash import MinHashConfig
 
+        if self.preset == "high_recall":
+            return MinHashConfig.high_recall()
+        if self.preset == "nemo":
+            return MinHashConfig()
         return MinHashConfig(
             char_ngrams=None if self.word_ngrams else self.char_ngrams,
             word_ngrams=self.word_ngrams,
             num_bands=self.num_bands,
             hashes_per_band=self.hashes_per_band,
             seed=self.seed,
+            lowercase=self.normalize,
+            normalize=self.normalize,
         )
 
 
@@ -379,37 +402,46 @@ def _fuzzy(params: DedupParams, plan: DedupPlan, keys, docs, options) -> pa.Tabl
 
         table = _read_partition(keys, p, ["band", "bucket", "_order"], options)
         edges = bucket_edges(table)
-        if params.verify != "none":
-            return edges  # verification needs the pairs themselves
+        if params.verify != "none" or params.clustering == "centers":
+            return edges  # verification and centers need the pairs themselves
         return connected_components(edges.column("src").to_numpy(), edges.column("dst").to_numpy())
 
     parts = ray.get([partition_edges.remote(p) for p in range(params.partitions)])
 
     @ray.remote(num_cpus=1)
     def merge(parts, verify: str) -> pa.Table:
-        from stages.dedup.components import connected_components, merge_components
+        from stages.dedup.components import (
+            center_clusters,
+            connected_components,
+            merge_components,
+        )
         from stages.dedup.keep import choose_survivors
 
-        if verify == "none":
+        if verify == "none" and params.clustering == "components":
             nodes, component = merge_components(list(parts))
         else:
             edges = pa.concat_tables(parts)
             src = edges.column("src").to_numpy()
             dst = edges.column("dst").to_numpy()
-            if len(src):
+            if len(src) and verify != "none":
                 src, dst = np.unique(np.stack([src, dst], axis=1), axis=0).T
                 similar = _similarity(params, plan, docs, src, dst, verify, options)
                 keep = similar >= params.threshold
                 src, dst = src[keep], dst[keep]
+            if params.clustering == "centers":
+                nodes = np.unique(np.concatenate([src, dst]))
+                return center_clusters(src, dst, nodes, priority_of(nodes))
             nodes, component = connected_components(src, dst)
-        priority = None
-        if params.keep != "first" and len(nodes):
-            rows = _docs_rows(docs, pa.array(nodes, pa.int64()), ["_order", "_priority"], options)
-            index = pc.index_in(
-                pa.array(nodes, pa.int64()), value_set=rows.column("_order").combine_chunks()
-            )
-            priority = rows.column("_priority").take(index).to_numpy()
-        return choose_survivors(nodes, component, priority)
+        return choose_survivors(nodes, component, priority_of(nodes))
+
+    def priority_of(nodes: np.ndarray) -> np.ndarray | None:
+        if params.keep == "first" or not len(nodes):
+            return None
+        rows = _docs_rows(docs, pa.array(nodes, pa.int64()), ["_order", "_priority"], options)
+        index = pc.index_in(
+            pa.array(nodes, pa.int64()), value_set=rows.column("_order").combine_chunks()
+        )
+        return rows.column("_priority").take(index).to_numpy()
 
     removed = ray.get(merge.remote(parts, params.verify))
     if removed.num_rows == 0:

@@ -173,3 +173,36 @@ def test_semantic_dedup_removes_copies_and_reports_an_eps_table(
     removed = [r["removed"] for r in table]
     assert removed == sorted(removed) and removed[0] >= 4
     assert manifest["rows"] == len(rows) - len(audit)
+
+
+def test_high_recall_preset_with_centers_removes_only_direct_near_duplicates(
+    tmp_path, prefect_harness, ray_cluster
+):
+    rows = _rows()
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "centers"
+    curate_dedup(
+        DedupParams(
+            input=str(source),
+            output=str(out),
+            method="fuzzy",
+            preset="high_recall",
+            clustering="centers",
+            verify="exact",
+            partitions=4,
+        )
+    )
+    manifest = read_manifest(str(out))
+    audit = pq.read_table(f"{manifest['uri']}/duplicates.parquet").to_pylist()
+    removed = {r["id"] for r in audit}
+    assert {f"copy{i}" for i in range(10)} | {f"near{i}" for i in range(15)} == removed
+    by_id = {r["id"]: r["text"] for r in rows}
+    from stages.dedup.minhash import exact_jaccard
+
+    similarity = exact_jaccard(
+        [by_id[r["id"]] for r in audit],
+        [by_id[r["duplicate_of"]] for r in audit],
+        MinHashConfig.high_recall(),
+    )
+    assert (similarity >= 0.8).all()
