@@ -69,6 +69,7 @@ _LENGTH_MULTIPLIER = 0xD6E8FEB86659FD93
 _WORD_KEY = 0x9FB21C651E98DF25
 # Steps of densification tried for every empty bin before the exhaustive search.
 _DENSIFY_STEPS = 4
+_DENSIFY_PAIRS = 1 << 21  # (empty bin, filled bin) pairs handled at once
 
 
 @dataclass(frozen=True)
@@ -452,7 +453,28 @@ def _densify(signature: np.ndarray, filled: np.ndarray, config: MinHashConfig) -
         empty_row, empty_bin = empty_row[~hit], empty_bin[~hit]
         if empty_row.size == 0:
             return
-    # Pair every remaining empty bin with each filled bin of its document.
+    # Pair every remaining empty bin with each filled bin of its document, a slice of
+    # documents at a time so that the pairs stay within _DENSIFY_PAIRS (memory).
+    # `empty_row` is ascending (np.nonzero is row-major), so each slice is contiguous.
+    pairs = filled[empty_row].sum(axis=1)
+    ends = np.searchsorted(
+        np.cumsum(pairs),
+        np.arange(1, pairs.sum() // _DENSIFY_PAIRS + 2) * _DENSIFY_PAIRS,
+        side="right",
+    )
+    start = 0
+    for end in [*ends.tolist(), empty_row.size]:
+        # Never split one document's bins between slices.
+        while 0 < end < empty_row.size and empty_row[end] == empty_row[end - 1]:
+            end += 1
+        if end > start:
+            _densify_rest(
+                signature, filled, empty_row[start:end], empty_bin[start:end], order, rank
+            )
+            start = end
+
+
+def _densify_rest(signature, filled, empty_row, empty_bin, order, rank) -> None:
     rows, first = np.unique(empty_row, return_index=True)
     filled_row, filled_bin = np.nonzero(filled[rows])
     per_row = np.bincount(filled_row, minlength=rows.size)
