@@ -3,8 +3,9 @@
 Builds (or reuses from `.bench-cache/dedup-memory/`) a set of short documents made from
 real documentation sentences, with planted near-duplicates, then runs the fuzzy dedup flow's
 passes (`flows.dedup.run_dedup`, no Prefect server needed) on a local Ray cluster, sampling
-the resident memory of every process of the Ray session (workers, raylet, object store,
-GCS) and of the driver twice a second. Prints one JSON object:
+the memory of every process of the Ray session (workers, raylet, object store, GCS) and
+of the driver twice a second, as PSS (shared pages counted once, not once per process).
+Prints one JSON object:
 
     {"documents", "bytes", "seconds", "docs_per_s", "removed",
      "peak_rss_ray_mb" (all Ray processes together), "peak_rss_driver_mb",
@@ -65,30 +66,54 @@ def build(documents: int, files: int = 8, seed: int = 0) -> Path:
 
 
 def _rss_mb(pid: int) -> float:
+    """Resident memory of `pid` as PSS (proportional set size): shared pages (Ray's object
+    store is shared memory mapped by every worker) count once across processes instead of
+    once per process, so the sum over processes is the memory they hold together."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith("Pss:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
 
 
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")[:60]
+    except OSError:
+        return "?"
+
+
 def _ray_pids(session_dir: str) -> list[int]:
-    """Processes of this Ray session: those whose command line names its session folder,
-    and the worker processes (`ray::...`) started under them."""
-    pids = []
+    """Processes of this Ray session: those whose command line names its session folder
+    (GCS, raylet, agents) and all their descendants (the workers), none of another
+    session's that may run on the same machine."""
+    parent, command = {}, {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+        if not entry.isdigit():
             continue
         try:
-            cmd = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if session_dir in cmd or cmd.startswith("ray::"):
-            pids.append(int(entry))
-    return pids
+        parent[int(entry)] = int(fields[1])
+    roots = {pid for pid, cmd in command.items() if session_dir in cmd}
+    found = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parent.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                changed = True
+    found.discard(os.getpid())
+    return sorted(found)
 
 
 class Sampler(threading.Thread):
@@ -97,11 +122,17 @@ class Sampler(threading.Thread):
         self.session_dir = session_dir
         self.peak_ray = self.peak_driver = self.peak_total = 0.0
         self.stop = threading.Event()
+        self.at_peak: list = []
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
-            ray_mb = sum(_rss_mb(p) for p in _ray_pids(self.session_dir))
+            sizes = {p: _rss_mb(p) for p in _ray_pids(self.session_dir)}
+            ray_mb = sum(sizes.values())
             driver = _rss_mb(os.getpid())
+            if ray_mb > self.peak_ray:
+                self.at_peak = sorted(
+                    ((round(mb), _command(p)) for p, mb in sizes.items()), reverse=True
+                )[:12]
             self.peak_ray = max(self.peak_ray, ray_mb)
             self.peak_driver = max(self.peak_driver, driver)
             self.peak_total = max(self.peak_total, ray_mb + driver)
@@ -156,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "docs_per_s": round(args.documents / seconds, 1),
         "removed": removed,
         "peak_rss_ray_mb": round(sampler.peak_ray, 1),
+        "ray_processes_at_peak_mb": sampler.at_peak,
         "peak_rss_driver_mb": round(sampler.peak_driver, 1),
         "peak_rss_total_mb": round(sampler.peak_total, 1),
         "limit_mb": 4096,

@@ -55,7 +55,13 @@ def _add_text_arguments(p: argparse.ArgumentParser, *, demo: bool = False) -> No
         help="comma-separated ISO 639-1 codes to keep; '' keeps every language",
     )
     p.add_argument("--no-clean", action="store_true", help="skip Unicode/whitespace cleaning")
-    p.add_argument("--no-dedup", action="store_true", help="skip exact deduplication")
+    p.add_argument(
+        "--dedup",
+        default="exact",
+        choices=["exact", "fuzzy", "none"],
+        help="remove exact or near-duplicates (default: %(default)s)",
+    )
+    p.add_argument("--no-dedup", action="store_true", help="same as --dedup none")
     p.add_argument("--keep-scores", action="store_true", help="keep score_* columns")
     p.add_argument("--text-field", default="text")
     p.add_argument("--id-field", default="id")
@@ -146,7 +152,7 @@ def _text_params(args: argparse.Namespace, input_uri: str):
         filters=args.filters,
         languages=[x.strip() for x in args.languages.split(",") if x.strip()],
         clean=not args.no_clean,
-        exact_dedup=not args.no_dedup,
+        dedup="none" if args.no_dedup else args.dedup,
         keep_scores=args.keep_scores,
         text_field=args.text_field,
         id_field=args.id_field,

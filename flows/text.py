@@ -71,7 +71,12 @@ class TextParams(BaseModel):
         description="Keep only documents in these languages (ISO 639-1); empty keeps all.",
     )
     clean: bool = Field(True, description="Repair Unicode, normalise whitespace, drop URL lines.")
-    exact_dedup: bool = Field(True, description="Remove exact duplicates (first one kept).")
+    dedup: Literal["exact", "fuzzy", "none"] = Field(
+        "exact",
+        description="Remove duplicates, keeping the first: exact (identical text) or fuzzy "
+        "(near-duplicates: MinHash + LSH on normalised word 5-grams, each removal a "
+        "near-duplicate of a kept document).",
+    )
     keep_scores: bool = Field(False, description="Keep each filter's score as a column.")
     text_field: str = Field("text", description="Input field holding the document text.")
     id_field: str = Field("id", description="Input field holding a document id, if any.")
@@ -123,11 +128,53 @@ def build_stages(params: TextParams) -> list[Stage]:
         from stages.text.language import LanguageFilter
 
         stages.append(LanguageFilter(languages=list(params.languages)))
-    if params.exact_dedup:
+    if params.dedup == "exact":
         from stages.dedup.exact import ExactDedupHash
 
         stages.append(ExactDedupHash(num_partitions=params.dedup_partitions))
+    elif params.dedup == "fuzzy":
+        from flows.dedup import identify_stage
+
+        stages.append(identify_stage(fuzzy_params(params)))
     return stages
+
+
+def fuzzy_params(params: TextParams):
+    """The dedup flow's parameters for the fuzzy step of a text run."""
+    from flows.dedup import DedupParams
+
+    return DedupParams(
+        input=params.input,
+        output=params.output,
+        method="fuzzy",
+        preset="high_recall",
+        verify="estimate",
+        clustering="centers",
+        partitions=params.dedup_partitions,
+    )
+
+
+def _dedup_plan(plan: TextPlan):
+    from flows.dedup import DedupPlan
+
+    return DedupPlan(plan.shards, plan.inputs, plan.version, plan.output, plan.parameters)
+
+
+class _FuzzyStagingSink:
+    """Pass 1 of a fuzzy-deduplicated run: the dedup flow's sidecars (LSH keys by
+    partition), then the staged rows without the signatures. The staged marker comes last,
+    so a shard counted as done always has its sidecars."""
+
+    def __init__(self, params: TextParams, plan: TextPlan, options: dict):
+        from flows.dedup import SidecarSink
+
+        self.sidecars = SidecarSink(_dedup_plan(plan).work, fuzzy_params(params), options)
+        self.staging = StagingSink(_staging_root(plan), options)
+
+    def __call__(self, shard, table, quarantine, metrics) -> dict:
+        self.sidecars(shard, table, quarantine.slice(0, 0), metrics)
+        signatures = [c for c in ("_minhash", "_bands") if c in table.column_names]
+        return self.staging(shard, table.drop_columns(signatures), quarantine, metrics)
 
 
 # --------------------------------------------------------------------------- plan
@@ -156,9 +203,13 @@ def filter_pass(params: TextParams, plan: TextPlan) -> RunReport:
         storage_options=options,
         strict=params.strict,
     )
-    if params.exact_dedup:
+    if params.dedup != "none":
         root = _staging_root(plan)
-        sink = StagingSink(root, options)
+        sink = (
+            StagingSink(root, options)
+            if params.dedup == "exact"
+            else _FuzzyStagingSink(params, plan, options)
+        )
         writer = VersionWriter(root, STAGING, storage_options=options)
     else:
         sink = FinalSink(plan.output, plan.version, options)
@@ -249,6 +300,15 @@ def dedup_pass(params: TextParams, plan: TextPlan) -> tuple[pa.Table, StageMetri
     return removed, metrics
 
 
+def find_text_duplicates(params: TextParams, plan: TextPlan) -> tuple[pa.Table, StageMetrics]:
+    """The global dedup step of a text run: removed rows (with `_order`) and metrics."""
+    if params.dedup == "fuzzy":
+        from flows.dedup import find_duplicates
+
+        return find_duplicates(fuzzy_params(params), _dedup_plan(plan))
+    return dedup_pass(params, plan)
+
+
 def write_pass(params: TextParams, plan: TextPlan, removed: pa.Table) -> RunReport:
     """Pass 3 of a deduplicated run: copy each staged shard into the output version
     without its duplicates, and commit it."""
@@ -303,15 +363,14 @@ def finish_text(params: TextParams, plan: TextPlan, flow_run_id: str | None) -> 
         return TextResult(manifest, report, final.uri, already_committed=True)
     start = time.perf_counter()
     report = filter_pass(params, plan)
-    if params.exact_dedup:
-        removed, metrics = dedup_pass(params, plan)
+    removed = None
+    if params.dedup != "none":
+        removed, metrics = find_text_duplicates(params, plan)
         write_report = write_pass(params, plan, removed)
         report.stages[metrics.name] = metrics
         report.rows_written = write_report.rows_written
         report.bytes_written = write_report.bytes_written
-    manifest = commit_text(
-        params, plan, report, flow_run_id, removed if params.exact_dedup else None
-    )
+    manifest = commit_text(params, plan, report, flow_run_id, removed)
     report.seconds = time.perf_counter() - start
     return TextResult(manifest, report, final.uri)
 
@@ -325,9 +384,10 @@ def commit_text(params, plan, report, flow_run_id, removed) -> dict:
     extra: dict[str, Any] = {"stages": [m.to_dict() for m in report.stages.values()]}
     side = []
     if removed is not None:
-        audit = removed.select(["id", "duplicate_of", "_hash"]).rename_columns(
-            ["id", "duplicate_of", "hash"]
-        )
+        columns = [
+            c for c in ("id", "cluster", "duplicate_of", "_hash") if c in removed.column_names
+        ]
+        audit = removed.select(columns).rename_columns([c.lstrip("_") for c in columns])
         nbytes = write_all_columns(audit, storage.join(final.uri, DUPLICATES), options)
         side.append({"path": DUPLICATES, "rows": audit.num_rows, "bytes": nbytes})
     text = markdown_report(
@@ -396,7 +456,7 @@ def _build_flow():
 
     @task(name="exact-dedup", **retrying)
     def dedup_task(params: TextParams, plan: TextPlan):
-        return dedup_pass(params, plan)
+        return find_text_duplicates(params, plan)
 
     @task(name="write-shards", **retrying)
     def write_task(params: TextParams, plan: TextPlan, removed: pa.Table) -> RunReport:
@@ -415,7 +475,7 @@ def _build_flow():
             return summary(manifest, report_from_manifest(manifest), final.uri, True)
         report = filter_task(params, plan)
         removed = None
-        if params.exact_dedup:
+        if params.dedup != "none":
             removed, metrics = dedup_task(params, plan)
             written = write_task(params, plan, removed)
             report.stages[metrics.name] = metrics

@@ -227,3 +227,31 @@ def test_strict_mode_fails_naming_file_and_line(s3_bucket, prefect_harness, ray_
     )
     with pytest.raises(Exception, match=r"bad\.jsonl: line 2"):
         curate_text(params)
+
+
+def test_text_flow_can_remove_near_duplicates(tmp_path, prefect_harness, ray_cluster):
+    import random
+
+    docs = english_documents(60, seed=17)
+    rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(docs)]
+    rng = random.Random(3)
+    for i in range(8):  # the same document with one word changed
+        words = docs[20 + i].split()
+        words[rng.randrange(len(words))] = "zebra"
+        rows.append({"id": f"near{i}", "text": " ".join(words)})
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "out"
+    curate_text(TextParams(input=str(source), output=str(out), dedup="fuzzy", shard_size_mb=0.01))
+
+    manifest = read_manifest(str(out))
+    kept = set()
+    for f in dataset_files(str(out)):
+        kept |= set(pq.read_table(f, columns=["id"]).column("id").to_pylist())
+    audit = pq.read_table(f"{manifest['uri']}/duplicates.parquet").to_pylist()
+    assert {r["id"] for r in audit} == {f"near{i}" for i in range(8)}
+    assert {r["duplicate_of"] for r in audit} == {f"d{20 + i}" for i in range(8)}
+    assert kept == {f"d{i}" for i in range(60)}
+    stages = {s["stage"]: s for s in manifest["extra"]["stages"]}
+    assert stages["FuzzyDedup"]["removed"] == 8
+    assert not (out / manifest["version"] / "_work").exists()
