@@ -176,8 +176,14 @@ def plan_dedup(params: DedupParams) -> DedupPlan:
 
 
 def _reader(params: DedupParams, columns: list[str] | None = None) -> ShardReader:
+    """Fuzzy and semantic dedup read the compared column as `text`. Exact dedup of another
+    column (image or audio bytes, any string field) reads rows as they are, that column
+    under its own name and never decoded; rows where it is null or missing are quarantined.
+    """
+    raw = params.method == "exact" and params.column != "text"
     return ShardReader(
-        text_field=params.column,
+        text_field=None if raw else params.column,
+        required_field=params.column if raw else None,
         id_field=params.id_field,
         columns=columns,
         storage_options=storage.storage_options(),
@@ -187,8 +193,11 @@ def _reader(params: DedupParams, columns: list[str] | None = None) -> ShardReade
 
 def _priority(params: DedupParams, table: pa.Table) -> pa.Array:
     """Per row, how strongly it should be the one kept of its duplicate group."""
-    if params.keep == "longest":
-        return pc.cast(pc.utf8_length(pc.fill_null(table.column("text"), "")), pa.float64())
+    if params.keep == "longest":  # characters of a text, bytes of a binary column
+        column = table.column("text")
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            return pc.cast(pc.utf8_length(pc.fill_null(column, "")), pa.float64())
+        return pc.cast(pc.fill_null(pc.binary_length(column), 0), pa.float64())
     if params.keep == "score":
         values = table.column(params.score_column)
         return pc.fill_null(pc.cast(values, pa.float64()), float("-inf"))
@@ -282,10 +291,29 @@ def identify_pass(params: DedupParams, plan: DedupPlan) -> RunReport:
 
     def read(shard: Shard) -> tuple[pa.Table, pa.Table]:
         result = reader.read(shard)
+        if params.method != "exact" and not result.num_rows and shard.format == "parquet":
+            # The reader quarantines a file whose column is not text; bytes are a user error.
+            fs, path = filesystem(shard.uri, storage.storage_options())
+            try:
+                with fs.open(path, "rb") as f:
+                    schema = pq.read_schema(f)
+            except (pa.ArrowException, OSError):
+                schema = None
+            if schema is not None and params.column in schema.names:
+                kind = schema.field(params.column).type
+                if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+                    raise ValueError(
+                        f"{params.method} dedup needs a text column; {params.column!r} is "
+                        f"binary in {shard.uri} (method='exact' removes byte-identical copies)"
+                    )
         missing = [c for c in extra if c not in result.table.column_names]
         if missing:
             raise KeyError(f"{shard.uri}: no column {missing[0]!r} to rank duplicates by")
-        table = result.table.select(["id", "text", "_order", *extra])
+        if reader.text_field is not None:
+            table = result.table.select(["id", "text", "_order", *extra])
+        else:  # exact dedup of another column: the identify stage hashes `text`
+            table = result.table.select(["id", params.column, "_order", *extra])
+            table = table.rename_columns(["id", "text", "_order", *extra])
         return table, result.quarantine
 
     start = time.perf_counter()

@@ -2,7 +2,8 @@
 
 Two steps, as in NeMo Curator's exact dedup (md5 of the raw text):
 
-1. `ExactDedupHash` (per batch, stateless) adds `_hash` (hex md5 of the text) and
+1. `ExactDedupHash` (per batch, stateless) adds `_hash` (hex md5 of the text, or of the
+   bytes of a binary column: an image, an audio clip) and
    `_partition` (a hash partition, so rows with the same hash meet in one partition).
 2. `select_exact_duplicates` (per partition, after the flow has gathered each partition's
    `id`, `_hash` and a global input order `_order`) lists the rows to remove, each with the
@@ -35,14 +36,19 @@ DUPLICATES_SCHEMA = pa.schema(
 
 
 class ExactDedupHash(Stage):
-    """Add `_hash`, the hex md5 of the text column (null counts as empty text), and
+    """Add `_hash`, the hex md5 of the column `text_field` (null counts as empty), and
     `_partition` (int32 in `[0, num_partitions)`), the first 8 bytes of the digest as a
     big-endian integer modulo `num_partitions`: the same in every process and run.
+
+    The column may hold text (hashed as its UTF-8 bytes) or bytes (`binary`,
+    `large_binary`, `fixed_size_binary`: encoded images, audio), hashed as they are, so
+    byte-identical media files are duplicates.
 
     By default the raw text is hashed, as NeMo Curator does, so texts that differ only in
     whitespace or case are distinct; `normalize=True` hashes the text lower-cased with
     whitespace runs collapsed to one space and the ends stripped, which makes them equal.
-    (`TextCleaner` earlier in a pipeline already strips and collapses whitespace.)
+    (`TextCleaner` earlier in a pipeline already strips and collapses whitespace.) It has
+    no effect on a binary column.
     """
 
     resources: ClassVar[Resources] = Resources(cpus=1.0)
@@ -61,9 +67,22 @@ class ExactDedupHash(Stage):
             series = series.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
         return series.to_list()
 
-    def process(self, batch: pa.Table) -> pa.Table:
+    def _values(self, batch: pa.Table) -> list[bytes]:
+        """The bytes hashed for each row."""
+        if self.text_field in batch.column_names:
+            column = batch.column(self.text_field)
+            kind = column.type
+            if (
+                pa.types.is_binary(kind)
+                or pa.types.is_large_binary(kind)
+                or pa.types.is_fixed_size_binary(kind)
+            ):
+                return [b or b"" for b in column.to_pylist()]
         column = text_column(batch, self.text_field, self.stage_name)
-        digests = [hashlib.md5(t.encode("utf-8")).digest() for t in self._texts(column)]
+        return [t.encode("utf-8") for t in self._texts(column)]
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        digests = [hashlib.md5(v).digest() for v in self._values(batch)]
         raw = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, 16)
         prefix = raw[:, :8].copy().view(">u8").ravel()
         partition = (prefix % np.uint64(self.num_partitions)).astype(np.int32)

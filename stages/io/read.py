@@ -2,6 +2,8 @@
 
 Good rows come out with `id`, `text`, `source` (the input URI) and `_order` (a global,
 deterministic input position: `file_index * 2**32 + line`), plus the projected fields.
+Datasets without text (images, audio as Parquet `binary` columns) are read with
+`text_field=None`: no `text` column, every other field as stored (bytes stay bytes).
 Bad input never crashes a run and is never dropped silently: each bad line (or file) is a
 quarantine record naming the file and line, and the good rows around it are kept.
 """
@@ -58,27 +60,40 @@ class _Damaged(Exception):
 class ShardReader:
     """Reads shards into `ReadResult`s.
 
-    - `text_field`: the input field holding the text; it comes out as `text`.
+    - `text_field`: the input field holding the text; it comes out as `text`. None reads
+      rows without text (media, tabular data): no `text` column is made or required.
     - `id_field`: the input field holding a document id (cast to string); rows without one
       get a generated id `<file stem>-<hash of uri>-<line>`, stable across runs.
     - `columns`: the other input fields to keep (None keeps all). An input field whose name
       clashes with an output column (`source`, ...) is kept as `input_<name>`.
+    - `required_field`: an input field every row must hold (not null, any type, kept under
+      its own name and always read, whatever `columns` says); rows without it are
+      quarantined. Dedup of an `image` column reads with `text_field=None,
+      required_field="image"`.
     - `strict`: raise `InputError` at the first bad row instead of quarantining it.
     - `batch_bytes`: `iter_batches` yields about this much input per batch.
     """
 
     def __init__(
         self,
-        text_field: str = "text",
+        text_field: str | None = "text",
         id_field: str = "id",
         columns: list[str] | None = None,
         storage_options: dict | None = None,
         strict: bool = False,
         batch_bytes: int = 32 << 20,
+        required_field: str | None = None,
     ):
         self.text_field = text_field
         self.id_field = id_field
+        self.required_field = required_field
         self.columns = list(columns) if columns is not None else None
+        if (
+            self.columns is not None
+            and required_field is not None
+            and required_field not in (text_field, id_field, *self.columns)
+        ):
+            self.columns.append(required_field)
         self.storage_options = storage_options
         self.strict = strict
         self.batch_bytes = batch_bytes
@@ -87,7 +102,7 @@ class ShardReader:
         """The whole shard as one result."""
         parts = list(self.iter_batches(shard))
         return ReadResult(
-            table=_concat([p.table for p in parts]),
+            table=_concat([p.table for p in parts], self.text_field is not None),
             quarantine=pa.concat_tables([empty_quarantine()] + [p.quarantine for p in parts]),
         )
 
@@ -166,6 +181,7 @@ class ShardReader:
             return ReadResult(fast, empty_quarantine()), first_line + len(lines)
         loads = orjson.loads
         text_field = self.text_field
+        required = self.required_field
         objs: list[dict] = []
         numbers: list[int] = []
         bad: list[tuple[int, str, bytes]] = []
@@ -179,15 +195,21 @@ class ShardReader:
                 n += 1
                 continue
             if type(obj) is dict:
-                text = obj.get(text_field, _MISSING)
-                if type(text) is str:
+                text = obj.get(text_field, _MISSING) if text_field is not None else ""
+                value = obj.get(required, _MISSING) if required is not None else ""
+                if type(text) is not str:
+                    if text is _MISSING:
+                        bad.append((n, f"missing field {text_field!r}", raw))
+                    else:
+                        kind = _json_kind(text)
+                        bad.append((n, f"field {text_field!r} is {kind}, expected a string", raw))
+                elif value is _MISSING:
+                    bad.append((n, f"missing field {required!r}", raw))
+                elif value is None:
+                    bad.append((n, f"field {required!r} is null", raw))
+                else:
                     objs.append(obj)
                     numbers.append(n)
-                elif text is _MISSING:
-                    bad.append((n, f"missing field {text_field!r}", raw))
-                else:
-                    kind = _json_kind(text)
-                    bad.append((n, f"field {text_field!r} is {kind}, expected a string", raw))
             else:
                 bad.append((n, f"expected a JSON object, got {_json_kind(obj)}", raw))
             n += 1
@@ -198,7 +220,8 @@ class ShardReader:
         """The fast path: Arrow's multi-threaded JSON reader on a block of clean lines.
 
         Returns None (so the per-line parser runs and pinpoints the bad lines) unless every
-        line is a JSON object with a string text field and no line is blank. Blocks whose
+        line is a JSON object with a string text field (and a non-null required field) and
+        no line is blank. Blocks whose
         schema holds a type the per-line parser would not produce (Arrow infers timestamps
         from date-like strings) also take the per-line path, so both give the same table.
         """
@@ -212,15 +235,22 @@ class ShardReader:
         except (pa.ArrowException, ValueError):
             return None
         text_field = self.text_field
-        if (
-            table.num_rows != n_lines
-            or text_field not in table.column_names
+        names = table.column_names
+        if table.num_rows != n_lines or any(_has_timestamp(field.type) for field in table.schema):
+            return None
+        if text_field is not None and (
+            text_field not in names
             or not pa.types.is_string(table.schema.field(text_field).type)
             or table.column(text_field).null_count
-            or any(_has_timestamp(field.type) for field in table.schema)
         ):
             return None
-        names = table.column_names
+        required = self.required_field
+        if required is not None and (
+            required not in names
+            or pa.types.is_null(table.schema.field(required).type)
+            or table.column(required).null_count
+        ):
+            return None
         if self.columns is not None:
             keys = [c for c in self.columns if c not in (text_field, self.id_field)]
         else:
@@ -234,10 +264,11 @@ class ShardReader:
         ):
             return None  # the per-line path formats float and nested ids
         numbers = pa.array(range(first_line, first_line + n_lines), pa.int64())
-        return _assemble(shard, table.column(text_field), ids, numbers, extras)
+        text = table.column(text_field) if text_field is not None else None
+        return _assemble(shard, text, ids, numbers, extras)
 
     def _table(self, objs: list[dict], numbers: list[int], shard: Shard) -> pa.Table:
-        text = [o[self.text_field] for o in objs]
+        text = [o[self.text_field] for o in objs] if self.text_field is not None else None
         ids = [o.get(self.id_field) for o in objs]
         if self.columns is not None:
             keys = [c for c in self.columns if c not in (self.text_field, self.id_field)]
@@ -270,38 +301,50 @@ class ShardReader:
                     )
                 return
             names = pf.schema_arrow.names
-            if self.text_field not in names:
-                reason = f"{uri}: line 0: missing column {self.text_field!r}"
-                yield self._bad_only(uri, 0, reason, None)
-                return
+            text_field, required = self.text_field, self.required_field
+            checks = []  # (field, why a null there is bad), in the order they are reported
+            if text_field is not None:
+                checks.append((text_field, f"field {text_field!r} is null, expected a string"))
+            if required is not None and required != text_field:
+                checks.append((required, f"field {required!r} is null"))
+            for field, _ in checks:
+                if field not in names:
+                    reason = f"{uri}: line 0: missing column {field!r}"
+                    yield self._bad_only(uri, 0, reason, None)
+                    return
             wanted = self.columns if self.columns is not None else names
-            extras = [c for c in wanted if c not in (self.text_field, self.id_field)]
-            read = [self.text_field] + [c for c in [self.id_field, *extras] if c in names]
+            extras = [c for c in wanted if c not in (text_field, self.id_field)]
+            read = [text_field] if text_field is not None else []
+            read += [c for c in [self.id_field, *extras] if c in names]
             read = list(dict.fromkeys(read))
-            text_type = pf.schema_arrow.field(self.text_field).type
-            if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
-                reason = (
-                    f"{uri}: line 0: column {self.text_field!r} is {text_type}, expected strings"
-                )
-                yield self._bad_only(uri, 0, reason, None)
-                return
+            if text_field is not None:
+                text_type = pf.schema_arrow.field(text_field).type
+                if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+                    why = f"column {text_field!r} is {text_type}, expected strings"
+                    reason = f"{uri}: line 0: {why}"
+                    yield self._bad_only(uri, 0, reason, None)
+                    return
             offset = 0
             rows_per_batch = 65536
             for batch in pf.iter_batches(batch_size=rows_per_batch, columns=read):
                 numbers = pa.array(range(offset + 1, offset + 1 + batch.num_rows), pa.int64())
                 offset += batch.num_rows
                 table = pa.Table.from_batches([batch])
-                valid = pc.is_valid(table.column(self.text_field))
-                bad_lines = pc.filter(numbers, pc.invert(valid)).to_pylist()
-                bad = [
-                    (n, f"field {self.text_field!r} is null, expected a string", None)
-                    for n in bad_lines
-                ]
+                reasons: dict[int, str] = {}
+                valid = None
+                for field, why in checks:
+                    ok = pc.is_valid(table.column(field))
+                    for n in pc.filter(numbers, pc.invert(ok)).to_pylist():
+                        reasons.setdefault(n, why)
+                    valid = ok if valid is None else pc.and_(valid, ok)
+                bad = [(n, why, None) for n, why in sorted(reasons.items())]
                 if bad:
                     table = table.filter(valid)
                     numbers = pc.filter(numbers, valid)
                 quarantine = self._quarantine(uri, bad)
-                text = table.column(self.text_field).cast(pa.string())
+                text = (
+                    table.column(text_field).cast(pa.string()) if text_field is not None else None
+                )
                 ids = table.column(self.id_field) if self.id_field in table.column_names else None
                 columns = {
                     c: (table.column(c) if c in table.column_names else pa.nulls(table.num_rows))
@@ -332,7 +375,7 @@ class ShardReader:
             {"source": [uri], "line": [line], "reason": [reason], "raw": [raw]},
             schema=QUARANTINE_SCHEMA,
         )
-        return ReadResult(_empty_rows(), quarantine)
+        return ReadResult(_empty_rows(self.text_field is not None), quarantine)
 
 
 # -- byte sources ------------------------------------------------------------------------
@@ -440,8 +483,9 @@ def _decoded_chunks(f, new_decoder, error: type[Exception]) -> Iterator[bytes]:
 
 
 def _assemble(shard: Shard, text, ids, numbers, extras: dict) -> pa.Table:
-    """The output table: id, text, source, _order, then the extra fields."""
-    n = len(text)
+    """The output table: id, text, source, _order, then the extra fields (no text column
+    when `text` is None)."""
+    n = len(numbers)
     numbers = pa.array(numbers, pa.int64()) if isinstance(numbers, list) else numbers
     prefix = _id_prefix(shard.uri)
     if ids is None:
@@ -459,12 +503,11 @@ def _assemble(shard: Shard, text, ids, numbers, extras: dict) -> pa.Table:
         generated = pc.binary_join_element_wise(prefix, numbers.cast(pa.string()), "-")
         id_array = pc.if_else(pc.is_valid(as_text), as_text, generated)
     order = pc.add(numbers, pa.scalar(shard.file_index << 32, pa.int64()))
-    columns = {
-        "id": id_array,
-        "text": pa.array(text, pa.string()) if isinstance(text, list) else text,
-        "source": pa.array([shard.uri] * n, pa.string()),
-        "_order": order,
-    }
+    columns = {"id": id_array}
+    if text is not None:
+        columns["text"] = pa.array(text, pa.string()) if isinstance(text, list) else text
+    columns["source"] = pa.array([shard.uri] * n, pa.string())
+    columns["_order"] = order
     for key, values in extras.items():
         name = key
         while name in columns:
@@ -489,9 +532,9 @@ def _to_arrow(values: list) -> pa.Array:
         )
 
 
-def _concat(tables: list[pa.Table]) -> pa.Table:
+def _concat(tables: list[pa.Table], with_text: bool = True) -> pa.Table:
     if not tables:
-        return _empty_rows()
+        return _empty_rows(with_text)
     if len(tables) == 1:
         return tables[0]
     try:
@@ -519,15 +562,13 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
         return pa.concat_tables(fixed, promote_options="permissive")
 
 
-def _empty_rows() -> pa.Table:
-    return pa.table(
-        {
-            "id": pa.array([], pa.string()),
-            "text": pa.array([], pa.string()),
-            "source": pa.array([], pa.string()),
-            "_order": pa.array([], pa.int64()),
-        }
-    )
+def _empty_rows(with_text: bool = True) -> pa.Table:
+    columns = {"id": pa.array([], pa.string())}
+    if with_text:
+        columns["text"] = pa.array([], pa.string())
+    columns["source"] = pa.array([], pa.string())
+    columns["_order"] = pa.array([], pa.int64())
+    return pa.table(columns)
 
 
 def _id_prefix(uri: str) -> str:
