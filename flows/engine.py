@@ -30,6 +30,9 @@ from stages.base import Filter, FilterChain, Resources, Stage
 
 log = logging.getLogger("curate.engine")
 
+# Errors of the input or the parameters, not of the infrastructure: never worth a retry.
+USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError)
+
 REMOVED_SAMPLE_SIZE = 3  # removed rows kept per filter and shard, for the report
 SAMPLE_TEXT_CHARS = 300
 
@@ -296,6 +299,31 @@ class _ShardOp:
             self._ready = True
 
     def __call__(self, row: dict) -> dict:
+        if row.get("error"):  # failed in an earlier operator: pass the failure on
+            return self._output(row, error=row["error"])
+        try:
+            return self._process(row)
+        except USER_ERRORS as exc:
+            # Bad input or parameters: sent to the driver as data, so it raises the same
+            # kind of error with the same message (Ray would wrap it in its own exception
+            # types, and a retry would fail the same way).
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            return self._output(
+                row, error=json.dumps({"type": type(exc).__name__, "message": str(message)})
+            )
+
+    def _output(self, row: dict, error: str = "", **values) -> dict:
+        if self.sink is not None:
+            return {"item": row["item"], "result": values.get("result", ""), "error": error}
+        return {
+            "item": row["item"],
+            "table": values.get("table", b""),
+            "quarantine": values.get("quarantine", b""),
+            "metrics": values.get("metrics", ""),
+            "error": error,
+        }
+
+    def _process(self, row: dict) -> dict:
         import ray
 
         self._setup()
@@ -321,18 +349,21 @@ class _ShardOp:
         for stage in self.stages:
             try:
                 table, records = run_stage(stage, table, node)
+            except USER_ERRORS as exc:
+                message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+                raise type(exc)(f"stage {stage.stage_name} on {item}: {message}") from exc
             except Exception as exc:
                 raise RuntimeError(f"stage {stage.stage_name} failed on {item}: {exc}") from exc
             metrics.extend(records)
         if self.sink is not None:
             result = self.sink(item, table, quarantine, metrics)
-            return {"item": row["item"], "result": json.dumps(result)}
-        return {
-            "item": row["item"],
-            "table": table_to_bytes(table),
-            "quarantine": table_to_bytes(quarantine),
-            "metrics": json.dumps(metrics),
-        }
+            return self._output(row, result=json.dumps(result))
+        return self._output(
+            row,
+            table=table_to_bytes(table),
+            quarantine=table_to_bytes(quarantine),
+            metrics=json.dumps(metrics),
+        )
 
 
 def _actor_class(args: tuple) -> type:
@@ -407,4 +438,20 @@ def run_pipeline(
         else:
             ds = ds.map(_ShardOp(*args), **ray_args)
     for row in ds.iter_rows():
+        if row.get("error"):
+            raise _user_error(json.loads(row["error"]))
         yield json.loads(row["result"])
+
+
+def _user_error(error: dict) -> Exception:
+    """The driver-side twin of an input or parameter error raised in a worker."""
+    from stages.io.errors import InputError, InputNotFound
+
+    kinds: dict[str, type[Exception]] = {
+        "InputError": InputError,
+        "InputNotFound": InputNotFound,
+        "KeyError": KeyError,
+        "TypeError": TypeError,
+        "FileNotFoundError": FileNotFoundError,
+    }
+    return kinds.get(error["type"], ValueError)(error["message"])

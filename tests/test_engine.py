@@ -100,3 +100,33 @@ def test_every_shard_goes_through_every_stage_in_order(ray_cluster, tmp_path):
     # The stage with setup() ran in a pool of long-lived workers: setup once per worker.
     setups = list(tmp_path.iterdir())
     assert 1 <= len(setups) <= 2 < 12
+
+
+def _bad_read(n: int):
+    from stages.io.errors import InputError
+
+    if n == 3:
+        raise InputError(f"shard-{n}.jsonl: line 7: expected a JSON object")
+    return _read(n)
+
+
+def test_bad_input_in_a_worker_reaches_the_driver_as_the_same_error(ray_cluster):
+    import sys
+
+    import pytest
+    from ray import cloudpickle
+
+    from stages.io.errors import InputError
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with pytest.raises(InputError, match=r"^shard-3\.jsonl: line 7: expected a JSON object$"):
+        list(
+            run_pipeline(
+                list(range(6)),
+                _bad_read,
+                [Shout()],
+                _sink,
+                item_to_dict=lambda n: {"n": n},
+                item_from_dict=lambda d: d["n"],
+            )
+        )
