@@ -140,7 +140,58 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default="demo-output", help="where to write (default: %(default)s)"
     )
     _add_text_arguments(demo, demo=True)
+    _add_deployment_commands(sub)
     return parser
+
+
+def _add_deployment_commands(sub) -> None:
+    only = {
+        "help": "comma-separated deployment keys (default: all; see flows/deploy.py)",
+        "default": "",
+    }
+    serve = sub.add_parser(
+        "serve", help="serve every deployment (nightly schedules, API and UI triggers)"
+    )
+    serve.add_argument("--only", **only)
+    serve.add_argument("--limit", type=int, help="most flow runs at the same time")
+    serve.add_argument("--timezone", help="timezone of every schedule (default: UTC)")
+    serve.add_argument("-v", "--verbose", action="store_true")
+    deploy = sub.add_parser("deploy", help="register the deployments with a process work pool")
+    deploy.add_argument("--only", **only)
+    deploy.add_argument(
+        "--pool",
+        default=os.environ.get("CURATE_WORK_POOL", "curate-process"),
+        help="process work pool, created if missing (default: %(default)s)",
+    )
+    deploy.add_argument(
+        "--source", help="folder the worker loads the flows from (default: this repo)"
+    )
+    deploy.add_argument("--timezone", help="timezone of every schedule (default: UTC)")
+    deploy.add_argument(
+        "--write-yaml",
+        metavar="PATH",
+        help="write the deployments as a prefect.yaml to PATH instead of registering them",
+    )
+    deploy.add_argument("-v", "--verbose", action="store_true")
+    run = sub.add_parser(
+        "run",
+        help="start a flow run of a deployment through the Prefect API",
+        description="Start a flow run of a deployment. --param input=s3://raw/x is a field "
+        "of the flow's parameter model (params.input); values parse as JSON when they can.",
+    )
+    run.add_argument("deployment", help="a key (text, dedup) or <flow>/<deployment>")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter (repeatable); dotted keys nest; values parse as JSON when they can",
+    )
+    run.add_argument("--idempotency-key", help="a second run with the same key is not created")
+    run.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    run.add_argument("--timeout", type=float, help="--wait: seconds to wait at most")
+    run.add_argument("--json", action="store_true", help="print the flow run as JSON")
+    run.add_argument("-v", "--verbose", action="store_true")
 
 
 def _text_params(args: argparse.Namespace, input_uri: str):
@@ -269,10 +320,45 @@ def _print_summary(summary: dict, as_json: bool) -> None:
         print(f"report:   {summary['report_uri']}")
 
 
+def _deployment_command(args: argparse.Namespace) -> int:
+    from flows import deploy
+
+    keys = [k.strip() for k in getattr(args, "only", "").split(",") if k.strip()]
+    if args.command == "serve":
+        specs = deploy.select(deploy.configured(timezone=args.timezone), keys)
+        deploy.serve(specs, limit=args.limit)
+        return 0
+    if args.command == "deploy":
+        specs = deploy.select(deploy.configured(timezone=args.timezone), keys)
+        if args.write_yaml:
+            print(f"wrote {deploy.write_prefect_yaml(args.write_yaml, specs, args.pool)}")
+            return 0
+        ids = deploy.deploy(specs, work_pool=args.pool, source=args.source or deploy.REPO_ROOT)
+        for name, deployment_id in ids.items():
+            print(f"{name}: {deployment_id}")
+        print(f"start a worker: prefect worker start --pool {args.pool}")
+        return 0
+    flow_run = deploy.run(
+        args.deployment,
+        args.param,
+        idempotency_key=args.idempotency_key,
+        wait=args.wait,
+        timeout=args.timeout,
+    )
+    state = flow_run.state.type.value if flow_run.state else "UNKNOWN"
+    if args.json:
+        print(json.dumps({"id": str(flow_run.id), "name": flow_run.name, "state": state}))
+    else:
+        print(f"flow run {flow_run.name} ({flow_run.id}): {state}")
+    return 0 if not args.wait or state == "COMPLETED" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_environment(args.verbose)
     try:
+        if args.command in ("serve", "deploy", "run"):
+            return _deployment_command(args)
         if args.command == "dedup":
             from flows.dedup import curate_dedup
 
