@@ -307,6 +307,20 @@ def _print_summary(summary: dict, as_json: bool) -> None:
             )
         )
     console.print(table)
+    for stage in summary["report"]["stages"]:
+        eps = stage.get("details", {}).get("eps_table")
+        if eps:
+            choices = Table(title="How many documents each eps would remove")
+            for col in ("eps", "similarity >=", "removed", "removed_%"):
+                choices.add_column(col, justify="right")
+            for row in eps:
+                choices.add_row(
+                    str(row["eps"]),
+                    f"{row['threshold']:.3f}",
+                    str(row["removed"]),
+                    f"{100 * row['removed_fraction']:.2f}",
+                )
+            console.print(choices)
     r = summary["report"]
     state = " (already committed: nothing to do)" if summary.get("already_committed") else ""
     console.print(

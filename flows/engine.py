@@ -129,6 +129,7 @@ class StageMetrics:
             "shards": self.shards,
             "nodes": sorted(self.nodes),
             "removed_sample": self.removed_sample,
+            **({"details": self.details} if self.details else {}),
         }
 
 
