@@ -367,6 +367,7 @@ def find_duplicates(params: DedupParams, plan: DedupPlan) -> tuple[pa.Table, Sta
     docs = _sidecars(plan, "docs")
     start = time.perf_counter()
     init_ray()
+    fuzzy_details: dict = {}
 
     if params.method == "exact":
 
@@ -399,7 +400,7 @@ def find_duplicates(params: DedupParams, plan: DedupPlan) -> tuple[pa.Table, Sta
     elif params.method == "semantic":
         removed, eps_records = _semantic(params, plan, keys, docs, options)
     else:
-        removed = _fuzzy(params, plan, keys, docs, options)
+        removed = _fuzzy(params, plan, keys, docs, options, fuzzy_details)
     removed = removed.sort_by("_order")
     rows_in = sum(
         m["stats"]["rows_written"]
@@ -415,10 +416,12 @@ def find_duplicates(params: DedupParams, plan: DedupPlan) -> tuple[pa.Table, Sta
     metrics.removed_sample = removed.slice(0, 10).select(["id", "duplicate_of"]).to_pylist()
     if params.method == "semantic":
         metrics.details = {"eps_table": eps_records}
+    if params.method == "fuzzy":
+        metrics.details = fuzzy_details
     return removed, metrics
 
 
-def _fuzzy(params: DedupParams, plan: DedupPlan, keys, docs, options) -> pa.Table:
+def _fuzzy(params: DedupParams, plan: DedupPlan, keys, docs, options, details: dict) -> pa.Table:
     import ray
 
     @ray.remote(num_cpus=1)
@@ -431,10 +434,15 @@ def _fuzzy(params: DedupParams, plan: DedupPlan, keys, docs, options) -> pa.Tabl
         table = _read_partition(keys, p, ["band", "bucket", "_order"], options)
         edges = bucket_edges(table)
         if params.verify != "none" or params.clustering == "centers":
-            return edges  # verification and centers need the pairs themselves
-        return connected_components(edges.column("src").to_numpy(), edges.column("dst").to_numpy())
+            return table.num_rows, edges  # verification and centers need the pairs
+        src, dst = edges.column("src").to_numpy(), edges.column("dst").to_numpy()
+        return table.num_rows, connected_components(src, dst)
 
-    parts = ray.get([partition_edges.remote(p) for p in range(params.partitions)])
+    results = ray.get([partition_edges.remote(p) for p in range(params.partitions)])
+    parts = [part for _, part in results]
+    # Each partition task read only its own share of the LSH keys: the figures say how
+    # the work was spread (and that no task held all of it).
+    details["bucket_rows_per_partition"] = [rows for rows, _ in results]
 
     @ray.remote(num_cpus=1)
     def merge(parts, verify: str) -> pa.Table:

@@ -84,6 +84,10 @@ def test_fuzzy_dedup_on_s3_matches_the_in_memory_pipeline(
     assert kept.isdisjoint(removed) and len(kept) + len(removed) == len(rows)
     stages = {s["stage"]: s for s in manifest["extra"]["stages"]}
     assert stages["FuzzyDedup"]["removed"] == len(removed)
+    # The partitioned path: 4 tasks, each reading only its share of the LSH keys.
+    per_partition = manifest["extra"]["bucket_rows_per_partition"]
+    assert len(per_partition) == 4 and sum(per_partition) == 20 * len(rows)
+    assert max(per_partition) < sum(per_partition)
     assert summary["report"]["rows_written"] == len(kept)
 
 
