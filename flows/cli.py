@@ -340,7 +340,10 @@ def _deployment_command(args: argparse.Namespace) -> int:
     keys = [k.strip() for k in getattr(args, "only", "").split(",") if k.strip()]
     if args.command == "serve":
         specs = deploy.select(deploy.configured(timezone=args.timezone), keys)
-        deploy.serve(specs, limit=args.limit)
+        try:
+            deploy.serve(specs, limit=args.limit)
+        except KeyboardInterrupt:
+            print("curate serve: stopped", file=sys.stderr)
         return 0
     if args.command == "deploy":
         specs = deploy.select(deploy.configured(timezone=args.timezone), keys)

@@ -153,9 +153,13 @@ def schedules(spec: DeploymentSpec) -> list:
 
 
 def to_deployment(spec: DeploymentSpec):
-    """A `RunnerDeployment` for `prefect.serve`."""
+    """A `RunnerDeployment` for `prefect.serve`: runs import the flow by module path, so
+    the served process may start in any folder where curate is installed."""
+    from prefect.deployments.runner import EntrypointType
+
     return spec.load_flow().to_deployment(
         name=spec.name,
+        entrypoint_type=EntrypointType.MODULE_PATH,
         schedules=schedules(spec),
         parameters=spec.parameters,
         description=spec.description or None,
@@ -163,9 +167,25 @@ def to_deployment(spec: DeploymentSpec):
     )
 
 
+def api_url() -> str:
+    """The Prefect API deployments live in; an error when none is configured (Prefect's
+    temporary in-process API would forget them on exit)."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise RuntimeError(
+            "PREFECT_API_URL is not set: start a server (prefect server start) and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api, or use Prefect Cloud"
+        )
+    return url
+
+
 def serve(specs: Sequence[DeploymentSpec], limit: int | None = None) -> None:
     """Serve the deployments from this process until interrupted."""
     from prefect import serve as prefect_serve
+
+    api_url()
 
     prefect_serve(*[to_deployment(s) for s in specs], limit=limit)
 
@@ -205,6 +225,7 @@ def deploy(
     """
     from prefect import Flow
 
+    api_url()
     ensure_work_pool(work_pool)
     ids = {}
     for spec in specs:
@@ -354,10 +375,19 @@ def run(
     when `wait`)."""
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
+    run_parameters(pairs)  # malformed pairs fail before any API call
     full_name = resolve_name(name)
+    url = api_url()
     with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(full_name)
+        try:
+            deployment = client.read_deployment_by_name(full_name)
+        except ObjectNotFound:
+            raise LookupError(
+                f"deployment {full_name} not found at {url}: start `curate serve` or run "
+                "`curate deploy` first"
+            ) from None
     schema = deployment.parameter_openapi_schema or {}
     flow_parameters = list((schema.get("properties") or {}).keys()) or [MODEL_PARAMETER]
     parameters = run_parameters(pairs, flow_parameters, deployment.parameters)

@@ -171,6 +171,17 @@ def _wait_for(check, timeout: float, what: str, logs: list[Path]):
     raise AssertionError(f"timed out waiting for {what}\n{tails}")
 
 
+def _request(client, method: str, url: str, **kwargs):
+    """One API call, retried on 503 as Prefect's own client does (SQLite answers "busy"
+    while the server's background services write)."""
+    for _ in range(20):
+        response = client.request(method, url, **kwargs)
+        if response.status_code != 503:
+            return response
+        time.sleep(0.5)
+    return response
+
+
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
     """A real `prefect server start` on 127.0.0.1 (SQLite, its own home); yields the API URL."""
@@ -183,6 +194,7 @@ def prefect_server(tmp_path_factory):
         PREFECT_HOME=str(root / "home"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_SERVER_UI_ENABLED="false",
+        PREFECT_API_LOG_RETRYABLE_ERRORS="true",
         PREFECT_LOGGING_LEVEL="WARNING",
     )
     log = root / "server.log"
@@ -251,7 +263,7 @@ def test_served_text_deployment_runs_when_triggered_over_rest_with_an_idempotenc
         def deployment():
             if serve.poll() is not None:
                 raise AssertionError(f"curate serve exited:\n{log.read_text()[-3000:]}")
-            response = client.get("/deployments/name/curate-text/nightly")
+            response = _request(client, "GET", "/deployments/name/curate-text/nightly")
             return response.json() if response.status_code == 200 else None
 
         found = _wait_for(deployment, 120, "the served deployment", logs)
@@ -263,15 +275,15 @@ def test_served_text_deployment_runs_when_triggered_over_rest_with_an_idempotenc
             "parameters": {"params": {"input": str(source), "output": str(output)}},
             "idempotency_key": "test-nightly-1",
         }
-        first = client.post(f"/deployments/{found['id']}/create_flow_run", json=body)
+        first = _request(client, "POST", f"/deployments/{found['id']}/create_flow_run", json=body)
         assert first.status_code in (200, 201), first.text
-        again = client.post(f"/deployments/{found['id']}/create_flow_run", json=body)
+        again = _request(client, "POST", f"/deployments/{found['id']}/create_flow_run", json=body)
         assert again.status_code in (200, 201), again.text
         run_id = first.json()["id"]
         assert again.json()["id"] == run_id
 
         def finished():
-            state = client.get(f"/flow_runs/{run_id}").json()["state"]
+            state = _request(client, "GET", f"/flow_runs/{run_id}").json()["state"]
             return (
                 state if state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} else None
             )
@@ -279,8 +291,11 @@ def test_served_text_deployment_runs_when_triggered_over_rest_with_an_idempotenc
         state = _wait_for(finished, 300, "the flow run", logs)
         assert state["type"] == "COMPLETED", f"{state}\n{log.read_text()[-3000:]}"
 
-        artifacts = client.post(
-            "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}
+        artifacts = _request(
+            client,
+            "POST",
+            "/artifacts/filter",
+            json={"artifacts": {"flow_run_id": {"any_": [run_id]}}},
         ).json()
         kinds = {(a["key"], a["type"]) for a in artifacts}
         assert ("curate-text-stages", "table") in kinds
@@ -291,3 +306,49 @@ def test_served_text_deployment_runs_when_triggered_over_rest_with_an_idempotenc
         assert manifest["rows"] == len(docs)  # the planted duplicate is removed
     finally:
         _stop(serve)
+
+
+def test_curate_deploy_registers_with_a_process_pool_and_curate_run_creates_a_run(
+    prefect_server, tmp_path
+):
+    import httpx
+
+    api, _ = prefect_server
+    env = dict(os.environ)
+    env.update(PREFECT_API_URL=api, PREFECT_HOME=str(tmp_path / "home"))
+    for key in [k for k in env if k.startswith("CURATE_TEXT_") or k.startswith("CURATE_DEDUP_")]:
+        env.pop(key)
+
+    def curate(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "flows.cli", *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    deployed = curate("deploy", "--pool", "test-process-pool")
+    assert "prefect worker start --pool test-process-pool" in deployed.stdout
+    client = httpx.Client(base_url=api, timeout=30)
+    pool = _request(client, "GET", "/work_pools/test-process-pool").json()
+    assert pool["type"] == "process"
+    for spec in DEPLOYMENTS:
+        found = _request(client, "GET", f"/deployments/name/{spec.full_name()}").json()
+        assert found["work_pool_name"] == "test-process-pool"
+        assert found["entrypoint"] == spec.entrypoint
+        (schedule,) = found["schedules"]
+        assert schedule["schedule"]["cron"] == spec.cron
+        assert schedule["schedule"]["timezone"] == "UTC"
+        assert schedule["active"] is False
+
+    args = ["run", "text", "--param", "input=in/*.jsonl", "--param", "params.output=out"]
+    args += ["--param", "languages=[]", "--idempotency-key", "cli-1", "--json"]
+    first = json.loads(curate(*args).stdout)
+    second = json.loads(curate(*args).stdout)
+    assert first["id"] == second["id"]
+    assert first["state"] == "SCHEDULED"  # no worker polls the pool in this test
+    run = _request(client, "GET", f"/flow_runs/{first['id']}").json()
+    params = run["parameters"]["params"]
+    assert params["input"] == "in/*.jsonl" and params["output"] == "out"
+    assert params["languages"] == []
+    assert params["filters"] == "default"  # the deployment's default is kept
