@@ -216,3 +216,39 @@ def test_no_score_columns_means_no_histograms(tmp_path):
     page = _Page(html_report("t", _report(), {}, uri, histograms={}))
     assert not page.having("rect", **{"class": "hist-bar"})
     assert page.having("rect", **{"class": "bar"})  # the funnel is still there
+
+
+def test_publish_artifacts_links_the_html_report_when_the_version_has_one(
+    tmp_path, prefect_harness
+):
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.runtime import flow_run
+
+    from flows.lineage import publish_artifacts
+
+    version_uri = str(tmp_path / "out" / "v1")
+    with_html = {"version": "v1", "extra_files": [{"path": "report.html"}]}
+
+    @flow
+    def publish(manifest: dict) -> str:
+        publish_artifacts("curate-test", _report(), manifest, version_uri)
+        return str(flow_run.id)
+
+    linked, plain = publish(with_html), publish({"version": "v1", "extra_files": []})
+
+    with get_client(sync_client=True) as client:
+
+        def artifacts(run_id: str) -> dict:
+            found = client.read_artifacts(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            )
+            return {a.key: a for a in found}
+
+        by_key = artifacts(linked)
+        # Prefect stores a link artifact as markdown: [text](link).
+        link = by_key["curate-test-report-html"].data
+        assert f"(file://{version_uri}/report.html)" in link
+        assert by_key["curate-test-stages"].type == "table"
+        assert "curate-test-report-html" not in artifacts(plain)
