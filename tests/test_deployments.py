@@ -19,6 +19,7 @@ from documents import english_documents
 
 from flows import deploy
 from flows.deploy import DEPLOYMENTS, DeploymentSpec
+from stages.io.commit import read_manifest
 
 # --------------------------------------------------------------------------- registry
 
@@ -138,6 +139,9 @@ def test_run_resolves_a_registry_key_to_the_full_deployment_name():
 # --------------------------------------------------------------------------- integration
 
 
+_FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -226,8 +230,6 @@ def test_served_text_deployment_runs_when_triggered_over_rest_with_an_idempotenc
 ):
     import httpx
 
-    from stages.io.commit import read_manifest
-
     api, root = prefect_server
     work = root / "serve"
     work.mkdir()
@@ -308,7 +310,7 @@ def test_served_text_deployment_runs_when_triggered_over_rest_with_an_idempotenc
         _stop(serve)
 
 
-def test_curate_deploy_registers_with_a_process_pool_and_curate_run_creates_a_run(
+def test_curate_deploy_registers_with_a_process_pool_whose_worker_runs_a_curate_run(
     prefect_server, tmp_path
 ):
     import httpx
@@ -341,14 +343,41 @@ def test_curate_deploy_registers_with_a_process_pool_and_curate_run_creates_a_ru
         assert schedule["schedule"]["timezone"] == "UTC"
         assert schedule["active"] is False
 
-    args = ["run", "text", "--param", "input=in/*.jsonl", "--param", "params.output=out"]
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in english_documents(5)))
+    output = tmp_path / "out"
+    args = ["run", "text", "--param", f"input={source}", "--param", f"params.output={output}"]
     args += ["--param", "languages=[]", "--idempotency-key", "cli-1", "--json"]
     first = json.loads(curate(*args).stdout)
     second = json.loads(curate(*args).stdout)
     assert first["id"] == second["id"]
-    assert first["state"] == "SCHEDULED"  # no worker polls the pool in this test
+    assert first["state"] == "SCHEDULED"  # no worker polls the pool yet
     run = _request(client, "GET", f"/flow_runs/{first['id']}").json()
     params = run["parameters"]["params"]
-    assert params["input"] == "in/*.jsonl" and params["output"] == "out"
+    assert params["input"] == str(source) and params["output"] == str(output)
     assert params["languages"] == []
     assert params["filters"] == "default"  # the deployment's default is kept
+
+    # A process worker of the pool picks the run up and runs the flow from the repository.
+    env.update(
+        PREFECT_WORKER_QUERY_SECONDS="2",
+        CURATE_RAY_TMPDIR=tempfile.mkdtemp(prefix="r", dir=os.environ["CURATE_RAY_TMPDIR"]),
+    )
+    log = tmp_path / "worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", "test-process-pool",
+             "--run-once"],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+
+        def finished():
+            state = _request(client, "GET", f"/flow_runs/{first['id']}").json()["state"]
+            return state if state["type"] in _FINAL else None
+
+        state = _wait_for(finished, 300, "the worker's flow run", [log])
+        assert state["type"] == "COMPLETED", f"{state}\n{log.read_text()[-3000:]}"
+        assert read_manifest(str(output))["flow_run_id"] == first["id"]
+    finally:
+        _stop(worker)
