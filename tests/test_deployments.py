@@ -371,13 +371,14 @@ def test_curate_deploy_registers_with_a_process_pool_whose_worker_runs_a_curate_
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-
-        def finished():
-            state = _request(client, "GET", f"/flow_runs/{first['id']}").json()["state"]
-            return state if state["type"] in _FINAL else None
-
-        state = _wait_for(finished, 300, "the worker's flow run", [log])
-        assert state["type"] == "COMPLETED", f"{state}\n{log.read_text()[-3000:]}"
+        # --wait with the same idempotency key follows the same run to its end.
+        waited = subprocess.run(
+            [sys.executable, "-m", "flows.cli", *args, "--wait", "--timeout", "300"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=330,
+        )  # fmt: skip
+        report = waited.stdout + waited.stderr + "\n--- worker\n" + log.read_text()[-3000:]
+        assert waited.returncode == 0, report
+        assert json.loads(waited.stdout) == {**first, "state": "COMPLETED"}
         assert read_manifest(str(output))["flow_run_id"] == first["id"]
     finally:
         _stop(worker)
