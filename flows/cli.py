@@ -3,6 +3,9 @@
     curate text --input s3://raw/cc/*.jsonl.gz --output s3://curated/cc --filters default
     curate dedup --method fuzzy --input s3://curated/cc --output s3://curated/cc-dedup
     curate demo
+    curate serve                    # every deployment, nightly schedules, API/UI triggers
+    curate run text --param input=s3://raw/x.jsonl --param output=s3://curated/x
+    curate lineage s3://curated/cc-dedup
 
 Every command runs the same Prefect flow a deployment runs (against PREFECT_API_URL when
 set, else Prefect's embedded API) on Ray (RAY_ADDRESS when set, else a local cluster).
@@ -141,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_text_arguments(demo, demo=True)
     _add_deployment_commands(sub)
+    lineage = sub.add_parser("lineage", help="print where a curate output came from, as a tree")
+    lineage.add_argument("uri", help="a curate output: dataset or version folder (local/s3://)")
+    lineage.add_argument("-v", "--verbose", action="store_true")
     return parser
 
 
@@ -376,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("serve", "deploy", "run"):
             return _deployment_command(args)
+        if args.command == "lineage":
+            from flows.lineage import print_lineage
+
+            print_lineage(args.uri)
+            return 0
         if args.command == "dedup":
             from flows.dedup import curate_dedup
 

@@ -18,6 +18,7 @@ import yaml
 from documents import english_documents
 
 from flows import deploy
+from flows.cli import main
 from flows.deploy import DEPLOYMENTS, DeploymentSpec
 from stages.io.commit import read_manifest
 
@@ -226,7 +227,7 @@ def prefect_server(tmp_path_factory):
 
 
 def test_served_text_deployment_runs_when_triggered_over_rest_with_an_idempotency_key(
-    prefect_server,
+    prefect_server, capsys
 ):
     import httpx
 
@@ -306,6 +307,8 @@ def test_served_text_deployment_runs_when_triggered_over_rest_with_an_idempotenc
         manifest = read_manifest(str(output))
         assert manifest["flow_run_id"] == run_id
         assert manifest["rows"] == len(docs)  # the planted duplicate is removed
+        assert main(["lineage", str(output)]) == 0
+        assert source.name in capsys.readouterr().out  # the raw input it came from
     finally:
         _stop(serve)
 
