@@ -28,7 +28,6 @@ from flows import storage
 from flows.engine import RunReport, StageMetrics
 from flows.passes import (
     DUPLICATES,
-    REPORT,
     FinalSink,
     describe_inputs,
     report_from_manifest,
@@ -37,10 +36,11 @@ from flows.passes import (
     shard_result,
     summary,
     write_all_columns,
+    write_reports,
 )
 from stages.base import Stage
 from stages.io.commit import VersionWriter, read_manifest
-from stages.io.fs import filesystem, write_bytes_atomic
+from stages.io.fs import filesystem
 from stages.io.read import ShardReader
 from stages.io.shards import Shard, plan_shards
 
@@ -717,8 +717,7 @@ def remove_pass(params: DedupParams, plan: DedupPlan, removed: pa.Table) -> RunR
 
 
 def commit_dedup(params, plan, report: RunReport, removed: pa.Table, run_id) -> dict:
-    from flows.lineage import markdown_report
-
+    """Write the side files (duplicates audit, reports), then the manifest, last."""
     options = storage.storage_options()
     final = VersionWriter(plan.output, plan.version, storage_options=options)
     audit = removed.select(
@@ -726,20 +725,14 @@ def commit_dedup(params, plan, report: RunReport, removed: pa.Table, run_id) -> 
     )
     nbytes = write_all_columns(audit, storage.join(final.uri, DUPLICATES), options)
     side = [{"path": DUPLICATES, "rows": audit.num_rows, "bytes": nbytes}]
-    text = markdown_report(
-        "curate-dedup",
-        report,
-        {"version": plan.version, "code_version": storage.code_version()},
-        final.uri,
-    )
-    nbytes = write_bytes_atomic(storage.join(final.uri, REPORT), text.encode(), options)
-    side.append({"path": REPORT, "rows": 0, "bytes": nbytes})
+    side += write_reports("curate-dedup", report, plan.version, final.uri, run_id, options)
     manifest = final.commit(
         inputs=plan.inputs,
         parameters=plan.parameters,
         code_version=storage.code_version(),
         flow_run_id=run_id,
         extra={
+            "flow": "curate-dedup",
             "stages": [m.to_dict() for m in report.stages.values()],
             "method": params.method,
             "duplicates_removed": audit.num_rows,

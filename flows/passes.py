@@ -17,6 +17,7 @@ from flows.engine import RunReport, StageMetrics, run_pipeline
 from stages.base import Stage
 from stages.io.commit import VersionWriter
 from stages.io.errors import InputError, InputNotFound
+from stages.io.fs import write_bytes_atomic
 from stages.io.shards import Shard
 
 log = logging.getLogger("curate.passes")
@@ -120,10 +121,18 @@ def run_phase(
     sink,
     report: RunReport,
 ) -> None:
+    """Run `read -> stages -> sink` over `shards`, folding each committed shard into
+    `report`; progress goes to the Prefect run's log (the UI shows it) and to the front
+    end's progress hook."""
     total = len(shards)
     done = 0
+    logger = _run_logger()
     if _progress_hook:
         _progress_hook(phase, 0, total)
+    if total:
+        logger.info(
+            "%s: %d shards to process (%d already committed)", phase, total, report.shards_skipped
+        )
     for result in run_pipeline(
         shards,
         reader,
@@ -134,16 +143,29 @@ def run_phase(
     ):
         report.add_shard(result)
         done += 1
-        log.info(
-            "%s: shard %s done (%d/%d), %d rows kept",
-            phase,
-            result["shard"],
-            done,
-            total,
-            result["rows_written"],
-        )
+        if done == total or done % max(1, total // 20) == 0:
+            funnel = ", ".join(
+                f"{m.name} {m.rows_in}->{m.rows_out} ({m.rows_per_second:.0f} rows/s)"
+                for m in report.stages.values()
+            )
+            logger.info("%s: %d/%d shards; %s", phase, done, total, funnel)
         if _progress_hook:
             _progress_hook(phase, done, total)
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow or task run (its lines reach the API and
+    the UI), this module's logger elsewhere."""
+    try:
+        from prefect import get_run_logger
+        from prefect.exceptions import MissingContextError
+
+        try:
+            return get_run_logger()
+        except MissingContextError:
+            return log
+    except ImportError:
+        return log
 
 
 EMPTY_QUARANTINE = pa.table(
@@ -158,6 +180,31 @@ EMPTY_QUARANTINE = pa.table(
 
 DUPLICATES = "duplicates.parquet"
 REPORT = "report.md"
+
+
+def write_reports(
+    flow_name: str,
+    report: RunReport,
+    version: str,
+    version_uri: str,
+    flow_run_id: str | None,
+    options: dict,
+    histograms: dict | None = None,
+) -> list[dict]:
+    """Write `report.md` and `report.html` into a version before its manifest; returns
+    their entries for the manifest's `extra_files`."""
+    from flows.lineage import markdown_report
+    from flows.report_html import REPORT_HTML, html_report
+
+    about = {"version": version, "code_version": storage.code_version(), "flow_run_id": flow_run_id}
+    side = []
+    for name, text in (
+        (REPORT, markdown_report(flow_name, report, about, version_uri)),
+        (REPORT_HTML, html_report(flow_name, report, about, version_uri, histograms=histograms)),
+    ):
+        nbytes = write_bytes_atomic(storage.join(version_uri, name), text.encode(), options)
+        side.append({"path": name, "rows": 0, "bytes": nbytes})
+    return side
 
 
 def report_from_manifest(manifest: dict) -> RunReport:
@@ -203,6 +250,7 @@ def summary(manifest: dict, report: RunReport, version_uri: str, already: bool) 
         "output": version_uri,
         "manifest": storage.join(version_uri, "_manifest.json"),
         "report_uri": storage.join(version_uri, REPORT),
+        "report_html": storage.join(version_uri, "report.html"),
         "already_committed": already,
         "report": report.to_dict(),
     }

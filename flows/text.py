@@ -27,7 +27,6 @@ from flows.engine import RunReport, StageMetrics
 from flows.passes import (
     DUPLICATES,
     EMPTY_QUARANTINE,
-    REPORT,
     STAGING,
     FinalSink,
     StagingSink,
@@ -39,10 +38,10 @@ from flows.passes import (
     set_progress_hook,
     summary,
     write_all_columns,
+    write_reports,
 )
 from stages.base import FilterChain, Stage
 from stages.io.commit import VersionWriter
-from stages.io.fs import write_bytes_atomic
 from stages.io.read import ShardReader
 from stages.io.shards import Shard, plan_shards
 
@@ -370,18 +369,21 @@ def finish_text(params: TextParams, plan: TextPlan, flow_run_id: str | None) -> 
         report.stages[metrics.name] = metrics
         report.rows_written = write_report.rows_written
         report.bytes_written = write_report.bytes_written
-    manifest = commit_text(params, plan, report, flow_run_id, removed)
     report.seconds = time.perf_counter() - start
+    manifest = commit_text(params, plan, report, flow_run_id, removed)
     return TextResult(manifest, report, final.uri)
 
 
 def commit_text(params, plan, report, flow_run_id, removed) -> dict:
-    """Write the side files (duplicates audit, report), then the manifest, last."""
-    from flows.lineage import markdown_report
+    """Write the side files (duplicates audit, reports), then the manifest, last."""
+    from flows.report_html import score_histograms
 
     options = storage.storage_options()
     final = VersionWriter(plan.output, plan.version, storage_options=options)
-    extra: dict[str, Any] = {"stages": [m.to_dict() for m in report.stages.values()]}
+    extra: dict[str, Any] = {
+        "flow": "curate-text",
+        "stages": [m.to_dict() for m in report.stages.values()],
+    }
     side = []
     if removed is not None:
         columns = [
@@ -390,14 +392,10 @@ def commit_text(params, plan, report, flow_run_id, removed) -> dict:
         audit = removed.select(columns).rename_columns([c.lstrip("_") for c in columns])
         nbytes = write_all_columns(audit, storage.join(final.uri, DUPLICATES), options)
         side.append({"path": DUPLICATES, "rows": audit.num_rows, "bytes": nbytes})
-    text = markdown_report(
-        "curate-text",
-        report,
-        {"version": plan.version, "code_version": storage.code_version()},
-        final.uri,
+    histograms = score_histograms(final.uri, options) if params.keep_scores else None
+    side += write_reports(
+        "curate-text", report, plan.version, final.uri, flow_run_id, options, histograms
     )
-    nbytes = write_bytes_atomic(storage.join(final.uri, REPORT), text.encode(), options)
-    side.append({"path": REPORT, "rows": 0, "bytes": nbytes})
     manifest = final.commit(
         inputs=plan.inputs,
         parameters=plan.parameters,

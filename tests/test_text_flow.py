@@ -133,7 +133,11 @@ def test_curate_text_on_s3_counts_match_an_independent_count(
     assert any("c.jsonl: line 0: empty file" in r for r in reasons), reasons
     assert any("d.jsonl.gz" in r and "truncated" in r for r in reasons), reasons
 
-    assert [f["path"] for f in manifest["extra_files"]] == ["duplicates.parquet", "report.md"]
+    assert [f["path"] for f in manifest["extra_files"]] == [
+        "duplicates.parquet",
+        "report.html",
+        "report.md",
+    ]
     duplicates = pq.read_table(
         fs.open(f"{s3_bucket}/curated/{manifest['version']}/duplicates.parquet")
     ).to_pylist()
