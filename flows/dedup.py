@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -29,12 +29,13 @@ from flows.engine import RunReport, StageMetrics
 from flows.passes import (
     DUPLICATES,
     FinalSink,
+    commit_and_publish,
     describe_inputs,
     report_from_manifest,
-    retry_on_infrastructure,
     run_phase,
     shard_result,
     summary,
+    task_options,
     write_all_columns,
     write_reports,
 )
@@ -767,18 +768,9 @@ def run_dedup(params: DedupParams, flow_run_id: str | None = None) -> dict:
 
 def _build_flow():
     from prefect import flow, task
-    from prefect.assets import Asset, AssetProperties, materialize
-    from prefect.cache_policies import NO_CACHE
     from prefect.runtime import flow_run
 
-    from flows.lineage import publish_artifacts
-
-    retrying: dict[str, Any] = {
-        "retries": 2,
-        "retry_delay_seconds": 5,
-        "retry_condition_fn": retry_on_infrastructure,
-        "cache_policy": NO_CACHE,
-    }
+    retrying = task_options()
 
     @task(name="plan-shards", **retrying)
     def plan_task(params: DedupParams) -> DedupPlan:
@@ -812,30 +804,21 @@ def _build_flow():
         report.stages[metrics.name] = metrics
         report.rows_written, report.bytes_written = written.rows_written, written.bytes_written
         run_id = str(flow_run.id) if flow_run.id else None
-        output_asset = Asset(
-            key=storage.asset_key(plan.output),
-            properties=AssetProperties(
-                name=plan.output.rsplit("/", 1)[-1],
-                description=f"Deduplicated ({params.method}) by curate-dedup",
-            ),
+        return commit_and_publish(
+            "curate-dedup",
+            f"Deduplicated ({params.method}) by curate-dedup",
+            params,
+            plan.output,
+            final.uri,
+            report,
+            lambda: commit_dedup(params, plan, report, removed, run_id),
+            {
+                "version": plan.version,
+                "rows": report.rows_written,
+                "duplicates_removed": removed.num_rows,
+                "method": params.method,
+            },
         )
-
-        @materialize(output_asset, asset_deps=[storage.asset_key(params.input)], **retrying)
-        def commit_task() -> dict:
-            manifest = commit_dedup(params, plan, report, removed, run_id)
-            output_asset.add_metadata(
-                {
-                    "version": plan.version,
-                    "rows": report.rows_written,
-                    "duplicates_removed": removed.num_rows,
-                    "method": params.method,
-                }
-            )
-            return manifest
-
-        manifest = commit_task()
-        publish_artifacts("curate-dedup", report, manifest, final.uri)
-        return summary(manifest, report, final.uri, False)
 
     return curate_dedup
 

@@ -223,6 +223,52 @@ def report_from_manifest(manifest: dict) -> RunReport:
     return report
 
 
+def task_options() -> dict:
+    """Options of every flow step: retried on infrastructure failures (not on bad input);
+    no result caching (each step is idempotent through the commit protocol instead)."""
+    from prefect.cache_policies import NO_CACHE
+
+    return {
+        "retries": 2,
+        "retry_delay_seconds": 5,
+        "retry_condition_fn": retry_on_infrastructure,
+        "cache_policy": NO_CACHE,
+    }
+
+
+def commit_and_publish(
+    flow_name: str,
+    description: str,
+    params,
+    output: str,
+    version_uri: str,
+    report: RunReport,
+    commit: Callable[[], dict],
+    metadata: dict,
+) -> dict:
+    """Commit the output version as a Prefect task that materializes the output dataset
+    as an asset (the input location as its upstream asset), then attach the run's
+    artifacts; returns the run summary."""
+    from prefect.assets import Asset, AssetProperties, materialize
+
+    from flows.lineage import publish_artifacts
+
+    asset = Asset(
+        key=storage.asset_key(output),
+        properties=AssetProperties(name=output.rsplit("/", 1)[-1], description=description),
+    )
+
+    @materialize(asset, asset_deps=[storage.asset_key(params.input)], **task_options())
+    def commit_task() -> dict:
+        manifest = commit()
+        asset.add_metadata(metadata)
+        return manifest
+
+    manifest = commit_task()
+    publish_artifacts(flow_name, report, manifest, version_uri)
+    return summary(manifest, report, version_uri, False)
+
+
 def retry_on_infrastructure(task, task_run, state) -> bool:
     """Retry failures of the infrastructure (a lost worker, a storage hiccup), not bad
     input or bad parameters, which would fail the same way again."""

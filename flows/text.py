@@ -30,13 +30,14 @@ from flows.passes import (
     STAGING,
     FinalSink,
     StagingSink,
+    commit_and_publish,
     current_progress_hook,
     describe_inputs,
     report_from_manifest,
-    retry_on_infrastructure,
     run_phase,
     set_progress_hook,
     summary,
+    task_options,
     write_all_columns,
     write_reports,
 )
@@ -416,18 +417,9 @@ def commit_text(params, plan, report, flow_run_id, removed) -> dict:
 def _build_flow():
     from prefect import flow, task
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
-    from prefect.assets import Asset, AssetProperties, materialize
-    from prefect.cache_policies import NO_CACHE
     from prefect.runtime import flow_run
 
-    from flows.lineage import publish_artifacts
-
-    retrying = {
-        "retries": 2,
-        "retry_delay_seconds": 5,
-        "retry_condition_fn": retry_on_infrastructure,
-        "cache_policy": NO_CACHE,
-    }
+    retrying = task_options()
 
     @task(name="plan-shards", **retrying)
     def plan_task(params: TextParams) -> TextPlan:
@@ -480,32 +472,23 @@ def _build_flow():
             report.rows_written = written.rows_written
             report.bytes_written = written.bytes_written
 
-        output_asset = Asset(
-            key=storage.asset_key(plan.output),
-            properties=AssetProperties(
-                name=plan.output.rsplit("/", 1)[-1],
-                description="Curated text (Parquet) written by curate-text",
-            ),
+        return commit_and_publish(
+            "curate-text",
+            "Curated text (Parquet) written by curate-text",
+            params,
+            plan.output,
+            final.uri,
+            report,
+            lambda: commit_text(params, plan, report, run_id, removed),
+            {
+                "version": plan.version,
+                "rows": report.rows_written,
+                "bytes": report.bytes_written,
+                "rows_read": report.rows_read,
+                "rows_quarantined": report.rows_quarantined,
+                "removed_by_stage": {m.name: m.removed for m in report.stages.values()},
+            },
         )
-
-        @materialize(output_asset, asset_deps=[storage.asset_key(params.input)], **retrying)
-        def commit_task() -> dict:
-            manifest = commit_text(params, plan, report, run_id, removed)
-            output_asset.add_metadata(
-                {
-                    "version": plan.version,
-                    "rows": report.rows_written,
-                    "bytes": report.bytes_written,
-                    "rows_read": report.rows_read,
-                    "rows_quarantined": report.rows_quarantined,
-                    "removed_by_stage": {m.name: m.removed for m in report.stages.values()},
-                }
-            )
-            return manifest
-
-        manifest = commit_task()
-        publish_artifacts("curate-text", report, manifest, final.uri)
-        return summary(manifest, report, final.uri, False)
 
     return curate_text
 
