@@ -30,8 +30,10 @@ def _quiet_environment(verbose: bool) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not verbose:
         logging.getLogger("curate").setLevel(logging.WARNING)
-        # Ray's C++ core warns about internals of Ray Data's actor pools; keep errors only.
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+        # Ray's C++ core logs an error-level note about internals of Ray Data's actor
+        # pools (restart of actors whose arguments live in the object store) that is no
+        # failure of the run; -v shows everything.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
 
 
 def _silence_prefect_console() -> None:
