@@ -340,6 +340,8 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     print(f"manifest: {summary['manifest']}")
     if summary.get("report_uri"):
         print(f"report:   {summary['report_uri']}")
+    if summary.get("report_html"):
+        print(f"html:     {summary['report_html']}")
 
 
 def _deployment_command(args: argparse.Namespace) -> int:
