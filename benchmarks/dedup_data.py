@@ -241,14 +241,19 @@ def build(
 
     from benchmarks.corpus import documentation_sections
 
-    folder = CACHE / f"set-{originals}-{per_kind}-{seed}-{_fingerprint(originals, per_kind, seed, threshold)}"
+    folder = (
+        CACHE
+        / f"set-{originals}-{per_kind}-{seed}-{_fingerprint(originals, per_kind, seed, threshold)}"
+    )
     paths = {
         "documents": folder / "documents.jsonl",
         "pairs": folder / "pairs.parquet",
         "meta": folder / "meta.json",
     }
     if paths["meta"].exists():
-        return {k: str(v) for k, v in paths.items()} | {"meta_data": json.loads(paths["meta"].read_text())}
+        return {k: str(v) for k, v in paths.items()} | {
+            "meta_data": json.loads(paths["meta"].read_text())
+        }
     say = log or (lambda message: print(message, file=sys.stderr))
 
     say("dedup_data: reading documentation sections")

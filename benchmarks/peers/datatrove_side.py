@@ -69,14 +69,18 @@ def main() -> int:
         "signatures": LocalPipelineExecutor(
             pipeline=[
                 reader(),
-                MinhashDedupSignature(str(work / "signatures"), config=config, language=Languages.english),
+                MinhashDedupSignature(
+                    str(work / "signatures"), config=config, language=Languages.english
+                ),
             ],
             tasks=1,
             workers=1,
             logging_dir=str(work / "logs" / "signatures"),
         ),
         "buckets": LocalPipelineExecutor(
-            pipeline=[MinhashDedupBuckets(str(work / "signatures"), str(work / "buckets"), config=config)],
+            pipeline=[
+                MinhashDedupBuckets(str(work / "signatures"), str(work / "buckets"), config=config)
+            ],
             tasks=config.num_buckets,
             workers=1,
             logging_dir=str(work / "logs" / "buckets"),
