@@ -485,12 +485,13 @@ def _fuzzy(params: DedupParams, plan: DedupPlan, keys, docs, options, details: d
         return _empty_removed()
     orders = removed.column("_order")
     clusters = removed.column("cluster")
+    ids, kept_ids = _ids_of(docs, orders, clusters, options=options)
     return pa.table(
         {
             "_order": orders,
-            "id": _ids_of(docs, orders, options),
+            "id": ids,
             "cluster": clusters,
-            "duplicate_of": _ids_of(docs, clusters, options),
+            "duplicate_of": kept_ids,
         }
     )
 
@@ -599,13 +600,14 @@ def _semantic(params: DedupParams, plan: DedupPlan, keys, docs, options):
     removed = items.filter(pa.array(chosen))
     orders = pc.cast(removed.column("id"), pa.int64())
     of = pc.cast(removed.column("duplicate_of"), pa.int64())
+    ids, of_ids = _ids_of(docs, orders, of, options=options)
     return (
         pa.table(
             {
                 "_order": orders,
-                "id": _ids_of(docs, orders, options),
+                "id": ids,
                 "cluster": removed.column("cluster"),
-                "duplicate_of": _ids_of(docs, of, options),
+                "duplicate_of": of_ids,
                 "similarity": removed.column("similarity"),
             }
         ),
@@ -672,12 +674,14 @@ def _docs_rows(docs: dict[str, str], orders: pa.Array | None, columns, options) 
     return pa.concat_tables(tables)
 
 
-def _ids_of(docs: dict[str, str], orders, options) -> pa.ChunkedArray:
-    """The ids of the documents with these `_order`s, in the same order."""
-    orders = pa.array(orders.to_numpy() if hasattr(orders, "to_numpy") else orders, pa.int64())
-    table = _docs_rows(docs, orders, ["_order", "id"], options)
-    index = pc.index_in(orders, value_set=table.column("_order").combine_chunks())
-    return table.column("id").take(index)
+def _ids_of(docs: dict[str, str], *orders, options) -> list[pa.ChunkedArray]:
+    """For each array of `_order`s, the ids of those documents in the same order; the
+    docs sidecars are read once for all of them."""
+    arrays = [pa.array(np.asarray(o), pa.int64()) for o in orders]
+    wanted = pa.array(np.unique(np.concatenate([a.to_numpy() for a in arrays])), pa.int64())
+    table = _docs_rows(docs, wanted, ["_order", "id"], options)
+    known = table.column("_order").combine_chunks()
+    return [table.column("id").take(pc.index_in(a, value_set=known)) for a in arrays]
 
 
 def _empty_removed() -> pa.Table:
