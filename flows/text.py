@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import fsspec
@@ -42,7 +42,7 @@ from flows.passes import (
     write_reports,
 )
 from stages.base import FilterChain, Stage
-from stages.io.commit import VersionWriter
+from stages.io.commit import VersionWriter, read_manifest
 from stages.io.read import ShardReader
 from stages.io.shards import Shard, plan_shards
 
@@ -95,15 +95,6 @@ class TextPlan:
     version: str
     output: str
     parameters: dict
-
-
-@dataclass
-class TextResult:
-    manifest: dict
-    report: RunReport
-    version_uri: str
-    already_committed: bool = False
-    removed_by_filter: dict[str, int] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- stages
@@ -346,21 +337,15 @@ def write_pass(params: TextParams, plan: TextPlan, removed: pa.Table) -> RunRepo
     return report
 
 
-def run_text(params: TextParams, flow_run_id: str | None = None) -> TextResult:
-    """The whole text job without Prefect (the flow below wraps these steps as tasks)."""
+def run_text(params: TextParams, flow_run_id: str | None = None) -> dict:
+    """The whole text job without Prefect (the flow below runs the same steps as tasks);
+    returns the run summary, as the flow does."""
     plan = plan_text(params)
-    return finish_text(params, plan, flow_run_id)
-
-
-def finish_text(params: TextParams, plan: TextPlan, flow_run_id: str | None) -> TextResult:
     options = storage.storage_options()
     final = VersionWriter(plan.output, plan.version, storage_options=options)
     if final.is_committed():
-        from stages.io.commit import read_manifest
-
         manifest = read_manifest(final.uri, storage_options=options)
-        report = report_from_manifest(manifest)
-        return TextResult(manifest, report, final.uri, already_committed=True)
+        return summary(manifest, report_from_manifest(manifest), final.uri, True)
     start = time.perf_counter()
     report = filter_pass(params, plan)
     removed = None
@@ -372,7 +357,7 @@ def finish_text(params: TextParams, plan: TextPlan, flow_run_id: str | None) -> 
         report.bytes_written = write_report.bytes_written
     report.seconds = time.perf_counter() - start
     manifest = commit_text(params, plan, report, flow_run_id, removed)
-    return TextResult(manifest, report, final.uri)
+    return summary(manifest, report, final.uri, False)
 
 
 def commit_text(params, plan, report, flow_run_id, removed) -> dict:
@@ -459,8 +444,6 @@ def _build_flow():
         final = VersionWriter(plan.output, plan.version, storage_options=storage.storage_options())
         run_id = str(flow_run.id) if flow_run.id else None
         if final.is_committed():
-            from stages.io.commit import read_manifest
-
             manifest = read_manifest(final.uri, storage_options=storage.storage_options())
             return summary(manifest, report_from_manifest(manifest), final.uri, True)
         report = filter_task(params, plan)

@@ -135,9 +135,9 @@ def test_text_then_dedup_lineage_shows_both_flows_and_the_raw_inputs(text_then_d
     datasets = [n for n in chain if n["kind"] == "dataset"]
     assert [(n["uri"], n["flow"], n["depth"]) for n in datasets] == [
         (dedup["output"], "curate-dedup", 0),
-        (text.version_uri, "curate-text", 1),
+        (text["output"], "curate-text", 1),
     ]
-    assert datasets[0]["inputs"] == [text.version_uri]
+    assert datasets[0]["inputs"] == [text["output"]]
     assert datasets[1]["rows"] == 22 and datasets[0]["rows"] == 20  # both copies of docs[0] went
     raws = [n["uri"] for n in chain if n["kind"] == "raw"]
     assert raws == [str(raw / "part0.jsonl"), str(raw / "part1.jsonl")]
