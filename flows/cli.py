@@ -63,7 +63,7 @@ def _add_text_arguments(p: argparse.ArgumentParser, *, demo: bool = False) -> No
     p.add_argument(
         "--dedup",
         default="exact",
-        choices=["exact", "fuzzy", "none"],
+        choices=["exact", "fuzzy", "semantic", "none"],
         help="remove exact or near-duplicates (default: %(default)s)",
     )
     p.add_argument("--no-dedup", action="store_true", help="same as --dedup none")

@@ -244,18 +244,39 @@ def _sample_rows(removed: pa.Table, n: int, stage: Filter) -> list[dict]:
 
 
 def group_stages(stages: Sequence[Stage]) -> list[list[Stage]]:
-    """Split a pipeline into runs of consecutive stages with the same resources."""
+    """Split a pipeline into runs of consecutive stages that need the same CPUs and GPUs
+    (their memory needs add up to the largest of them): each run is one Ray operator."""
     groups: list[list[Stage]] = []
     for stage in stages:
-        if groups and groups[-1][-1].resources == stage.resources:
+        if groups and _slots(groups[-1][-1]) == _slots(stage):
             groups[-1].append(stage)
         else:
             groups.append([stage])
     return groups
 
 
+def _slots(stage: Stage) -> tuple[float, float]:
+    return (stage.resources.cpus, stage.resources.gpus)
+
+
 def _group_resources(group: Sequence[Stage]) -> Resources:
-    return group[0].resources if group else Resources()
+    if not group:
+        return Resources()
+    memory = [s.resources.memory_gb for s in group if s.resources.memory_gb]
+    first = group[0].resources
+    return Resources(cpus=first.cpus, gpus=first.gpus, memory_gb=max(memory) if memory else None)
+
+
+def _actor_cpus(groups: list[list[Stage]], cluster_cpus: float) -> float | None:
+    """CPUs per actor when the pipeline's actor pools, one actor each, would take every
+    CPU of the cluster and leave none for its task operators (a deadlock on a small
+    cluster): the CPUs are shared instead. None when the declared CPUs fit."""
+    stateful = [g for g in groups if any(s.is_stateful for s in g)]
+    tasks = len(groups) - len(stateful)
+    wanted = sum(_group_resources(g).cpus for g in stateful) + (1 if tasks else 0)
+    if not stateful or wanted <= cluster_cpus:
+        return None
+    return max(0.01, (cluster_cpus - (0.5 if tasks else 0)) / len(stateful))
 
 
 def table_to_bytes(table: pa.Table) -> bytes:
@@ -418,22 +439,37 @@ def run_pipeline(
         [{"item": json.dumps(item_to_dict(item)), "metrics": ""} for item in items],
         override_num_blocks=len(items),
     )
+    shared_cpus = _actor_cpus(groups, cpus)
+    if shared_cpus is not None:
+        log.warning(
+            "the pipeline's %d worker pools need more CPUs than the cluster's %d: "
+            "each pool's workers get %.2f CPUs",
+            sum(any(s.is_stateful for s in g) for g in groups),
+            cpus,
+            shared_cpus,
+        )
     for index, group in enumerate(groups):
         res = _group_resources(group)
+        stateful = any(stage.is_stateful for stage in group)
         op_reader = reader if index == 0 else None
         op_sink = sink if index == len(groups) - 1 else None
         args = (group, op_reader, op_sink, item_from_dict)
-        ray_args: dict[str, Any] = {"num_cpus": res.cpus}
+        op_cpus = shared_cpus if stateful and shared_cpus is not None else res.cpus
+        ray_args: dict[str, Any] = {"num_cpus": op_cpus}
         if res.gpus:
             ray_args["num_gpus"] = res.gpus
         if res.memory_gb:
             ray_args["memory"] = int(res.memory_gb * (1 << 30))
-        stateful = any(stage.is_stateful for stage in group)
         if stateful:
-            workers = max_workers or max(1, int(cpus // max(res.cpus, 0.01)))
+            workers = max_workers or max(1, int(cpus // max(op_cpus, 0.01)))
+            # Start with enough workers for the whole cluster to take part when there is
+            # work for them (two shards per worker); the pool grows to max_size as input
+            # queues up, and a one-shard run starts a single worker.
+            max_size = min(workers, len(items))
+            min_size = min(max_size, max(1, len(items) // 2))
             ds = ds.map(
                 _actor_class(args),
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(workers, len(items))),
+                compute=ray.data.ActorPoolStrategy(min_size=min_size, max_size=max_size),
                 **ray_args,
             )
         else:

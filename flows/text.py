@@ -71,11 +71,12 @@ class TextParams(BaseModel):
         description="Keep only documents in these languages (ISO 639-1); empty keeps all.",
     )
     clean: bool = Field(True, description="Repair Unicode, normalise whitespace, drop URL lines.")
-    dedup: Literal["exact", "fuzzy", "none"] = Field(
+    dedup: Literal["exact", "fuzzy", "semantic", "none"] = Field(
         "exact",
-        description="Remove duplicates, keeping the first: exact (identical text) or fuzzy "
+        description="Remove duplicates, keeping the first: exact (identical text), fuzzy "
         "(near-duplicates: MinHash + LSH on normalised word 5-grams, each removal a "
-        "near-duplicate of a kept document).",
+        "near-duplicate of a kept document) or semantic (MiniLM embeddings, cosine "
+        "similarity >= 0.99 within k-means clusters).",
     )
     keep_scores: bool = Field(False, description="Keep each filter's score as a column.")
     text_field: str = Field("text", description="Input field holding the document text.")
@@ -123,17 +124,25 @@ def build_stages(params: TextParams) -> list[Stage]:
         from stages.dedup.exact import ExactDedupHash
 
         stages.append(ExactDedupHash(num_partitions=params.dedup_partitions))
-    elif params.dedup == "fuzzy":
+    elif params.dedup in ("fuzzy", "semantic"):
         from flows.dedup import identify_stage
 
-        stages.append(identify_stage(fuzzy_params(params)))
+        stages.append(identify_stage(dedup_params(params)))
     return stages
 
 
-def fuzzy_params(params: TextParams):
-    """The dedup flow's parameters for the fuzzy step of a text run."""
+def dedup_params(params: TextParams):
+    """The dedup flow's parameters for the fuzzy or semantic step of a text run."""
     from flows.dedup import DedupParams
 
+    if params.dedup == "semantic":
+        return DedupParams(
+            input=params.input,
+            output=params.output,
+            method="semantic",
+            eps=0.01,
+            partitions=params.dedup_partitions,
+        )
     return DedupParams(
         input=params.input,
         output=params.output,
@@ -151,21 +160,21 @@ def _dedup_plan(plan: TextPlan):
     return DedupPlan(plan.shards, plan.inputs, plan.version, plan.output, plan.parameters)
 
 
-class _FuzzyStagingSink:
-    """Pass 1 of a fuzzy-deduplicated run: the dedup flow's sidecars (LSH keys by
-    partition), then the staged rows without the signatures. The staged marker comes last,
-    so a shard counted as done always has its sidecars."""
+class _SidecarStagingSink:
+    """Pass 1 of a fuzzy or semantic deduplicated run: the dedup flow's sidecars (LSH keys
+    or embeddings, by partition), then the staged rows without them. The staged marker
+    comes last, so a shard counted as done always has its sidecars."""
 
     def __init__(self, params: TextParams, plan: TextPlan, options: dict):
         from flows.dedup import SidecarSink
 
-        self.sidecars = SidecarSink(_dedup_plan(plan).work, fuzzy_params(params), options)
+        self.sidecars = SidecarSink(_dedup_plan(plan).work, dedup_params(params), options)
         self.staging = StagingSink(_staging_root(plan), options)
 
     def __call__(self, shard, table, quarantine, metrics) -> dict:
         self.sidecars(shard, table, quarantine.slice(0, 0), metrics)
-        signatures = [c for c in ("_minhash", "_bands") if c in table.column_names]
-        return self.staging(shard, table.drop_columns(signatures), quarantine, metrics)
+        keys = [c for c in ("_minhash", "_bands", "embedding") if c in table.column_names]
+        return self.staging(shard, table.drop_columns(keys), quarantine, metrics)
 
 
 # --------------------------------------------------------------------------- plan
@@ -199,7 +208,7 @@ def filter_pass(params: TextParams, plan: TextPlan) -> RunReport:
         sink = (
             StagingSink(root, options)
             if params.dedup == "exact"
-            else _FuzzyStagingSink(params, plan, options)
+            else _SidecarStagingSink(params, plan, options)
         )
         writer = VersionWriter(root, STAGING, storage_options=options)
     else:
@@ -293,10 +302,10 @@ def dedup_pass(params: TextParams, plan: TextPlan) -> tuple[pa.Table, StageMetri
 
 def find_text_duplicates(params: TextParams, plan: TextPlan) -> tuple[pa.Table, StageMetrics]:
     """The global dedup step of a text run: removed rows (with `_order`) and metrics."""
-    if params.dedup == "fuzzy":
+    if params.dedup in ("fuzzy", "semantic"):
         from flows.dedup import find_duplicates
 
-        return find_duplicates(fuzzy_params(params), _dedup_plan(plan))
+        return find_duplicates(dedup_params(params), _dedup_plan(plan))
     return dedup_pass(params, plan)
 
 

@@ -130,3 +130,47 @@ def test_bad_input_in_a_worker_reaches_the_driver_as_the_same_error(ray_cluster)
                 item_from_dict=lambda d: d["n"],
             )
         )
+
+
+class Heavy(Stage):
+    """A stage with its own worker pool and its own memory need."""
+
+    resources = Resources(cpus=1, memory_gb=0.5)
+
+    def setup(self):
+        self.ready = True
+
+    def process(self, batch):
+        return batch
+
+
+class Model(Stage):
+    def setup(self):
+        self.ready = True
+
+    def process(self, batch):
+        return batch
+
+
+def test_memory_needs_do_not_split_a_pipeline_into_more_pools():
+    from flows.engine import _actor_cpus, _group_resources
+
+    shout, heavy, model = Shout(), Heavy(), Model()
+    groups = group_stages([shout, heavy, model])
+    assert groups == [[shout, heavy, model]]
+    assert _group_resources(groups[0]).memory_gb == 0.5
+    assert _actor_cpus(groups, 2) is None
+
+
+def test_worker_pools_that_would_take_every_cpu_share_them():
+    from flows.engine import _actor_cpus
+
+    class Gpu(Model):
+        resources = Resources(cpus=1, gpus=0.5)
+
+    groups = group_stages([Shout(), Model(), Gpu()])
+    assert len(groups) == 2  # a task-free CPU pool and a GPU pool
+    assert _actor_cpus(groups, 2) is None
+    groups = group_stages([Shout(), Gpu(), Model(), Gpu()])
+    # Three pools of one CPU each on two CPUs: they share, so none starves another.
+    assert 0 < _actor_cpus(groups, 2) * 3 <= 2

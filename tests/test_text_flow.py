@@ -259,3 +259,19 @@ def test_text_flow_can_remove_near_duplicates(tmp_path, prefect_harness, ray_clu
     stages = {s["stage"]: s for s in manifest["extra"]["stages"]}
     assert stages["FuzzyDedup"]["removed"] == 8
     assert not (out / manifest["version"] / "_work").exists()
+
+
+def test_text_flow_can_remove_semantic_duplicates(tmp_path, prefect_harness, ray_cluster):
+    docs = english_documents(30, seed=23)
+    rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(docs)]
+    rows += [{"id": f"again{i}", "text": docs[i] + " "} for i in range(3)]  # same meaning
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "out"
+    curate_text(TextParams(input=str(source), output=str(out), dedup="semantic", clean=False))
+    manifest = read_manifest(str(out))
+    audit = pq.read_table(f"{manifest['uri']}/duplicates.parquet").to_pylist()
+    pairs = {frozenset((r["id"], r["duplicate_of"])) for r in audit}
+    assert {frozenset((f"d{i}", f"again{i}")) for i in range(3)} <= pairs
+    assert manifest["rows"] == len(rows) - len(audit)
+    assert "embedding" not in pq.read_schema(dataset_files(str(out))[0]).names
