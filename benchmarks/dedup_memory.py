@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from flows.dedup import DedupParams, run_dedup
-    from flows.engine import init_ray
+    from flows.runtime.engine import init_ray
 
     init_ray()
     session_dir = os.path.join(work, "ray")

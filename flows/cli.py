@@ -257,7 +257,7 @@ def _run_flow(flow, params, as_json: bool, verbose: bool) -> dict:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows import passes
+    from flows.runtime import passes
 
     console = Console(stderr=True)
     with Progress(
@@ -295,8 +295,8 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from flows.engine import RunReport, StageMetrics
-    from flows.lineage import stage_table
+    from flows.runtime.engine import RunReport, StageMetrics
+    from flows.reports.tables import stage_table
 
     report = RunReport()
     for s in summary["report"]["stages"]:
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line for users; the traceback with -v
         if args.verbose:
             raise
-        from flows.passes import root_cause
+        from flows.runtime.passes import root_cause
 
         cause = root_cause(exc)
         lines = str(cause).strip().splitlines()

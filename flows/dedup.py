@@ -24,9 +24,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
-from flows import storage
-from flows.engine import RunReport, StageMetrics
-from flows.passes import (
+from flows.runtime import storage
+from flows.runtime.engine import RunReport, StageMetrics
+from flows.runtime.passes import (
     DUPLICATES,
     FinalSink,
     commit_and_publish,
@@ -361,7 +361,7 @@ def find_duplicates(params: DedupParams, plan: DedupPlan) -> tuple[pa.Table, Sta
     them), `duplicate_of` (its id); and the step's metrics."""
     import ray
 
-    from flows.engine import init_ray
+    from flows.runtime.engine import init_ray
 
     options = storage.storage_options()
     keys = list(_sidecars(plan, "keys").values())

@@ -1,111 +1,17 @@
-"""Run reports and lineage in Prefect: artifacts (a table of per-stage counts and
-timings, a markdown report with what each filter removed) and the output dataset as a
-Prefect asset with its inputs as upstream assets.
+"""Lineage: where a curate output came from, read from the manifests.
 
-The open-source Prefect server records asset materializations as events
+Each output dataset is also a Prefect asset with its inputs as upstream assets; the
+open-source Prefect server records asset materializations as events
 (`prefect.asset.materialization.succeeded`) but has no asset graph (that view is Prefect
-Cloud's); the output manifest therefore carries the lineage too: inputs, parameters, code
-version and flow run id.
+Cloud's), so every manifest carries the lineage too: inputs, parameters, code version, the
+flow and its run id. This module follows it from manifest to manifest back to raw files.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flows.engine import RunReport
-
 LINEAGE_MAX_LEVELS = 4  # folders walked up from an input file looking for a manifest
-
-
-def stage_table(report: RunReport) -> list[dict[str, Any]]:
-    """One row per stage: the funnel from rows read to rows written."""
-    rows = []
-    for m in report.stages.values():
-        rows.append(
-            {
-                "stage": m.name,
-                "rows_in": m.rows_in,
-                "rows_out": m.rows_out,
-                "removed": m.removed,
-                "removed_%": round(100.0 * m.removed / m.rows_in, 2) if m.rows_in else 0.0,
-                "seconds": round(m.seconds, 3),
-                "rows_per_s": round(m.rows_per_second, 1),
-            }
-        )
-    return rows
-
-
-def markdown_report(title: str, report: RunReport, manifest: dict, version_uri: str) -> str:
-    lines = [
-        f"# {title}",
-        "",
-        f"Output: `{version_uri}`  ",
-        f"Version: `{manifest.get('version', '')}`, code `{manifest.get('code_version', '')}`",
-        "",
-        f"- shards: {report.shards_total} ({report.shards_skipped} already committed)",
-        f"- rows read: {report.rows_read}",
-        f"- rows quarantined (bad input): {report.rows_quarantined}",
-        f"- rows written: {report.rows_written}",
-        f"- bytes written: {report.bytes_written}",
-        "",
-        "| stage | rows in | rows out | removed | seconds |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for row in stage_table(report):
-        lines.append(
-            f"| {row['stage']} | {row['rows_in']} | {row['rows_out']} | {row['removed']} "
-            f"| {row['seconds']} |"
-        )
-    samples = [(m.name, m.removed_sample) for m in report.stages.values() if m.removed_sample]
-    if samples:
-        lines += ["", "## What the filters removed (samples)", ""]
-        for name, sample in samples:
-            lines.append(f"**{name}**")
-            lines.append("")
-            for row in sample[:3]:
-                text = (row.get("text") or "").replace("\n", " ").replace("|", "\\|")[:160]
-                extra = f" (duplicate of `{row['duplicate_of']}`)" if "duplicate_of" in row else ""
-                lines.append(f"- `{row.get('id')}`{extra} {text}")
-            lines.append("")
-    return "\n".join(lines)
-
-
-def publish_artifacts(flow_name: str, report: RunReport, manifest: dict, version_uri: str) -> None:
-    """Attach the per-stage table and the markdown report to the current flow run, and a
-    link to the HTML report when the version has one."""
-    from prefect.artifacts import (
-        create_link_artifact,
-        create_markdown_artifact,
-        create_table_artifact,
-    )
-
-    from flows.report_html import REPORT_HTML
-
-    create_table_artifact(
-        key=f"{flow_name}-stages",
-        table=stage_table(report),
-        description=f"Per-stage rows in/out and timings for {version_uri}",
-    )
-    create_markdown_artifact(
-        key=f"{flow_name}-report",
-        markdown=markdown_report(flow_name, report, manifest, version_uri),
-        description=f"Run report for {version_uri}",
-    )
-    if any(f.get("path") == REPORT_HTML for f in manifest.get("extra_files", [])):
-        link = _link(version_uri.rstrip("/") + "/" + REPORT_HTML)
-        create_link_artifact(
-            key=f"{flow_name}-report-html",
-            link=link,
-            link_text=REPORT_HTML,
-            description=f"HTML run report (funnel, timings, score histograms) for {version_uri}",
-        )
-
-
-def _link(uri: str) -> str:
-    return uri if "://" in uri else "file://" + uri
-
-
-# --------------------------------------------------------------------------- lineage
 
 
 def _flow_of(manifest: dict) -> str | None:
@@ -277,7 +183,7 @@ def print_lineage(uri: str) -> None:
     as an indented tree: `curate lineage <uri>`."""
     from rich.console import Console
 
-    from flows import storage
+    from flows.runtime import storage
 
     options = storage.storage_options()
     target = uri if storage.is_remote(uri) else storage.normalize_uri(uri)

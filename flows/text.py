@@ -22,9 +22,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
-from flows import storage
-from flows.engine import RunReport, StageMetrics
-from flows.passes import (
+from flows.runtime import storage
+from flows.runtime.engine import RunReport, StageMetrics
+from flows.runtime.passes import (
     DUPLICATES,
     EMPTY_QUARANTINE,
     STAGING,
@@ -241,7 +241,7 @@ def dedup_pass(params: TextParams, plan: TextPlan) -> tuple[pa.Table, StageMetri
     `_hash`, `_order`) and the metrics of the dedup step."""
     import ray
 
-    from flows.engine import init_ray
+    from flows.runtime.engine import init_ray
     from stages.dedup.exact import select_exact_duplicates
 
     options = storage.storage_options()
@@ -371,7 +371,7 @@ def run_text(params: TextParams, flow_run_id: str | None = None) -> dict:
 
 def commit_text(params, plan, report, flow_run_id, removed) -> dict:
     """Write the side files (duplicates audit, reports), then the manifest, last."""
-    from flows.report_html import score_histograms
+    from flows.reports.html import score_histograms
 
     options = storage.storage_options()
     final = VersionWriter(plan.output, plan.version, storage_options=options)

@@ -1,6 +1,6 @@
 """The stage contract: every step of every pipeline is a `Stage` that turns one Arrow table
 into another. Nothing here (or anywhere under `stages/`) knows about Prefect or Ray: the
-engine in `flows/engine.py` reads the class attributes and decides how to run a stage.
+engine in `flows/runtime/engine.py` reads the class attributes and decides how to run a stage.
 """
 
 from __future__ import annotations

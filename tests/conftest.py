@@ -77,7 +77,7 @@ def ray_cluster(s3_endpoint):
     Started after the S3 endpoint's variables are set: Ray workers inherit the driver's
     environment when the cluster starts, as they would on a configured cluster.
     """
-    from flows.engine import init_ray, shutdown_ray
+    from flows.runtime.engine import init_ray, shutdown_ray
 
     init_ray()
     yield

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 import random
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from stages.dedup.fuzzy import (
 )
 from stages.dedup.minhash import normalize_texts
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(Path(__file__).resolve().parents[3])
 FOX = "The quick brown fox jumps over the lazy dog"
 CAT = "The quick black cat jumps over the lazy dog"
 OTHER = "Pack my box with five dozen liquor jugs"

@@ -18,7 +18,7 @@ from stages.text.recipes import (
 
 NEMO_CONFIGS = "lib/python*/site-packages/nemo_curator/config/text"
 NEMO_YAML = next(
-    (Path(__file__).resolve().parent.parent / ".bench-venvs" / "nemo").glob(
+    (Path(__file__).resolve().parents[3] / ".bench-venvs" / "nemo").glob(
         f"{NEMO_CONFIGS}/heuristic_filter_english_pipeline.yaml"
     ),
     None,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.engine import RunReport, group_stages, run_pipeline
+from flows.runtime.engine import RunReport, group_stages, run_pipeline
 from stages.base import Filter, Resources, Stage
 
 
@@ -153,7 +153,7 @@ class Model(Stage):
 
 
 def test_memory_needs_do_not_split_a_pipeline_into_more_pools():
-    from flows.engine import _actor_cpus, _group_resources
+    from flows.runtime.engine import _actor_cpus, _group_resources
 
     shout, heavy, model = Shout(), Heavy(), Model()
     groups = group_stages([shout, heavy, model])
@@ -163,7 +163,7 @@ def test_memory_needs_do_not_split_a_pipeline_into_more_pools():
 
 
 def test_worker_pools_that_would_take_every_cpu_share_them():
-    from flows.engine import _actor_cpus
+    from flows.runtime.engine import _actor_cpus
 
     class Gpu(Model):
         resources = Resources(cpus=1, gpus=0.5)

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pytest
 from documents import english_documents
 
-from flows.engine import RunReport, StageMetrics
-from flows.lineage import lineage_chain, lineage_tree, print_lineage, stage_table
-from flows.report_html import html_report, score_histograms
+from flows.runtime.engine import RunReport, StageMetrics
+from flows.lineage import lineage_chain, lineage_tree, print_lineage
+from flows.reports.tables import stage_table
+from flows.reports.html import html_report, score_histograms
 from stages.io.commit import VersionWriter
 
 
@@ -226,7 +227,7 @@ def test_publish_artifacts_links_the_html_report_when_the_version_has_one(
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.runtime import flow_run
 
-    from flows.lineage import publish_artifacts
+    from flows.reports.artifacts import publish_artifacts
 
     version_uri = str(tmp_path / "out" / "v1")
     with_html = {"version": "v1", "extra_files": [{"path": "report.html"}]}

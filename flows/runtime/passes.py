@@ -12,8 +12,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows import storage
-from flows.engine import RunReport, StageMetrics, run_pipeline
+from flows.runtime import storage
+from flows.runtime.engine import RunReport, StageMetrics, run_pipeline
 from stages.base import Stage
 from stages.io.commit import VersionWriter
 from stages.io.errors import InputError, InputNotFound
@@ -193,8 +193,8 @@ def write_reports(
 ) -> list[dict]:
     """Write `report.md` and `report.html` into a version before its manifest; returns
     their entries for the manifest's `extra_files`."""
-    from flows.lineage import markdown_report
-    from flows.report_html import REPORT_HTML, html_report
+    from flows.reports.tables import markdown_report
+    from flows.reports.html import REPORT_HTML, html_report
 
     about = {"version": version, "code_version": storage.code_version(), "flow_run_id": flow_run_id}
     side = []
@@ -251,7 +251,7 @@ def commit_and_publish(
     artifacts; returns the run summary."""
     from prefect.assets import Asset, AssetProperties, materialize
 
-    from flows.lineage import publish_artifacts
+    from flows.reports.artifacts import publish_artifacts
 
     asset = Asset(
         key=storage.asset_key(output),

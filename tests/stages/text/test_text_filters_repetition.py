@@ -22,7 +22,7 @@ from stages.text.filters.repeated_paragraphs_by_char import RepeatedParagraphsBy
 from stages.text.filters.repeating_duplicate_ngrams import RepeatingDuplicateNGramsFilter
 from stages.text.filters.repeating_top_ngrams import RepeatingTopNGramsFilter
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 NEMO_PYTHON = ROOT / ".bench-venvs" / "nemo" / "bin" / "python"
 
 # NeMo Curator's English recipe for these filters (class, kwargs), plus the defaults.

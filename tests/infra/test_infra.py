@@ -29,7 +29,7 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 K8S = INFRA / "k8s"
 COMPOSE = INFRA / "docker-compose.yml"

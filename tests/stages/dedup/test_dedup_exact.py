@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 import random
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from stages.dedup.exact import ExactDedupHash, select_exact_duplicates
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(Path(__file__).resolve().parents[3])
 
 
 def docs(texts: list[str | None], start: int = 0) -> pa.Table:

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from flows.engine import RunReport
+from flows.runtime.engine import RunReport
 
 REPORT_HTML = "report.html"
 HISTOGRAM_BINS = 20
@@ -212,7 +212,7 @@ def html_report(
     per-stage table (with rows/s), samples of removed rows and, when given (see
     `score_histograms`), a histogram per score column. The Ray dashboard is linked when
     known (`dashboard_url`, else `ray_dashboard_url()`)."""
-    from flows.lineage import stage_table
+    from flows.reports.tables import stage_table
 
     esc = html.escape
     rows = stage_table(report)

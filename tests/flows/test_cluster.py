@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from documents import english_documents
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 # Waits until the cluster has `n` alive nodes, then prints {node id: custom resources}.

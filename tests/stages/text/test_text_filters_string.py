@@ -15,7 +15,7 @@ from stages.base import Filter
 from stages.text import filters as F
 from stages.text.filters.words import TextBytes, split_words
 
-NEMO_PYTHON = Path(__file__).resolve().parent.parent / ".bench-venvs" / "nemo" / "bin" / "python"
+NEMO_PYTHON = Path(__file__).resolve().parents[3] / ".bench-venvs" / "nemo" / "bin" / "python"
 
 STRING_FILTERS = (
     "NonAlphaNumericFilter",

@@ -1,0 +1,1 @@
+"""Run reports: stage tables, markdown, HTML and Prefect artifacts."""

@@ -1,0 +1,1 @@
+"""Global steps any flow plugs in (deduplication)."""
