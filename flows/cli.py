@@ -20,6 +20,8 @@ import logging
 import os
 import sys
 from pathlib import Path
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample.jsonl.gz"
 
@@ -49,102 +51,90 @@ def _silence_prefect_console() -> None:
                 handler.setLevel(logging.CRITICAL)
 
 
-def _add_text_arguments(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
-    if not demo:
-        p.add_argument("--input", required=True, help="input path, folder or glob (local/s3://)")
-        p.add_argument("--output", required=True, help="output dataset folder (local/s3://)")
-    p.add_argument("--filters", default="default", choices=["default", "english", "none"])
-    p.add_argument(
-        "--languages",
-        default="en",
-        help="comma-separated ISO 639-1 codes to keep; '' keeps every language",
-    )
-    p.add_argument("--no-clean", action="store_true", help="skip Unicode/whitespace cleaning")
-    p.add_argument(
-        "--dedup",
-        default="exact",
-        choices=["exact", "fuzzy", "semantic", "none"],
-        help="remove exact or near-duplicates (default: %(default)s)",
-    )
-    p.add_argument("--no-dedup", action="store_true", help="same as --dedup none")
-    p.add_argument("--keep-scores", action="store_true", help="keep score_* columns")
-    p.add_argument("--text-field", default="text")
-    p.add_argument("--id-field", default="id")
-    p.add_argument("--shard-size-mb", type=float, default=32.0)
-    p.add_argument("--strict", action="store_true", help="fail on the first bad input row")
-    p.add_argument("--version", dest="data_version", help="output version name")
+def _display(value) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "''"
+    return str(value)
+
+
+def _comma_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def add_model_options(parser: argparse.ArgumentParser, model, optional=()) -> None:
+    """One option per field of a flow's parameter model: `--shard-size-mb` for
+    `shard_size_mb`, with the field's description and default as help, `--x/--no-x` for
+    booleans, choices for Literal fields, comma-separated lists. Options not given stay
+    unset, so the model's own defaults apply. A field's `json_schema_extra` may name extra
+    `cli_flags`: {"--no-dedup": "none"} sets the field to "none"."""
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if get_origin(kind) in (Union, UnionType):  # `int | None`: the option takes an int
+            kind = next(a for a in get_args(kind) if a is not type(None))
+        flag = "--" + name.replace("_", "-")
+        dest = "param_" + name
+        required = field.is_required() and name not in optional
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        text = (field.description or "").rstrip(".")
+        if not field.is_required() and "default:" not in text:
+            text += f" (default: {_display(default)})"
+        kwargs: dict = {"dest": dest, "help": text.replace("%", "%%"), "metavar": name.upper()}
+        if required:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = argparse.SUPPRESS
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+            del kwargs["metavar"]
+        elif get_origin(kind) is Literal:
+            kwargs["choices"] = list(get_args(kind))
+            kwargs["metavar"] = "{" + ",".join(map(str, get_args(kind))) + "}"
+        elif get_origin(kind) is list:
+            kwargs["type"] = _comma_list
+            kwargs["metavar"] = "A,B"
+        elif kind in (int, float):
+            kwargs["type"] = kind
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        parser.add_argument(flag, *extra.get("cli_aliases", ()), **kwargs)
+        for alias, value in (extra.get("cli_flags") or {}).items():
+            parser.add_argument(
+                alias,
+                dest=dest,
+                action="store_const",
+                const=value,
+                default=argparse.SUPPRESS,
+                help=f"same as {flag} {value}",
+            )
+
+
+def model_params(model, args: argparse.Namespace, **given):
+    """The flow's parameters from the options the user gave (the model fills the rest)."""
+    values = {k[len("param_") :]: v for k, v in vars(args).items() if k.startswith("param_")}
+    return model(**{**given, **values})
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="show logs and tracebacks")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="curate", description=__doc__.split("\n\n")[0])
+    from flows.runtime.builder import registered
+    from flows.text import TextParams
+
+    parser = argparse.ArgumentParser(
+        prog="curate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    text = sub.add_parser("text", help="curate a text corpus (clean, filter, dedup)")
-    _add_text_arguments(text)
-    dedup = sub.add_parser("dedup", help="remove exact or near-duplicate documents")
-    dedup.add_argument("--input", required=True, help="any dataset curate reads (local/s3://)")
-    dedup.add_argument("--output", required=True, help="output dataset folder (local/s3://)")
-    dedup.add_argument("--method", default="fuzzy", choices=["exact", "fuzzy", "semantic"])
-    dedup.add_argument("--column", default="text", help="the column compared")
-    dedup.add_argument("--id-field", default="id")
-    dedup.add_argument(
-        "--threshold", type=float, default=0.8, help="fuzzy: Jaccard similarity of a duplicate pair"
-    )
-    dedup.add_argument(
-        "--verify",
-        default="exact",
-        choices=["exact", "estimate", "none"],
-        help="fuzzy: how candidate pairs are checked",
-    )
-    dedup.add_argument("--char-ngrams", type=int, default=24)
-    dedup.add_argument("--word-ngrams", type=int, help="shingle words instead of characters")
-    dedup.add_argument(
-        "--normalize",
-        action="store_true",
-        help="fuzzy: ignore case, punctuation and spacing when shingling",
-    )
-    dedup.add_argument(
-        "--preset",
-        choices=["nemo", "high_recall"],
-        help="fuzzy: a tuned configuration instead of the shingle/band options",
-    )
-    dedup.add_argument(
-        "--clustering",
-        default="components",
-        choices=["components", "centers"],
-        help="fuzzy: connected components, or centers (no chains)",
-    )
-    dedup.add_argument("--bands", type=int, default=20, help="fuzzy: LSH bands")
-    dedup.add_argument("--rows", type=int, default=13, help="fuzzy: MinHash values per band")
-    dedup.add_argument("--seed", type=int, default=42)
-    dedup.add_argument(
-        "--eps",
-        type=float,
-        default=0.01,
-        help="semantic: duplicates have cosine similarity >= 1 - eps",
-    )
-    dedup.add_argument("--n-clusters", type=int, help="semantic: k-means clusters")
-    dedup.add_argument("--semantic-keep", default="hard", choices=["hard", "easy", "random"])
-    dedup.add_argument("--model", help="semantic: local sentence-transformers model folder")
-    dedup.add_argument(
-        "--keep",
-        default="first",
-        choices=["first", "longest", "score"],
-        help="which document of a duplicate group survives",
-    )
-    dedup.add_argument("--score-column", help="--keep score: the column whose highest wins")
-    dedup.add_argument("--partitions", type=int, default=16)
-    dedup.add_argument("--shard-size-mb", type=float, default=32.0)
-    dedup.add_argument("--strict", action="store_true")
-    dedup.add_argument("--version", dest="data_version", help="output version name")
-    dedup.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    dedup.add_argument("-v", "--verbose", action="store_true")
+    for key, (spec, _) in registered().items():
+        p = sub.add_parser(key, help=spec.description, description=spec.description)
+        add_model_options(p, spec.params)
+        _add_common(p)
     demo = sub.add_parser("demo", help="run the text flow on the bundled sample")
-    demo.add_argument(
-        "--output", default="demo-output", help="where to write (default: %(default)s)"
-    )
-    _add_text_arguments(demo, demo=True)
+    add_model_options(demo, TextParams, optional=("input", "output"))
+    _add_common(demo)
     _add_deployment_commands(sub)
     lineage = sub.add_parser("lineage", help="print where a curate output came from, as a tree")
     lineage.add_argument("uri", help="a curate output: dataset or version folder (local/s3://)")
@@ -202,57 +192,6 @@ def _add_deployment_commands(sub) -> None:
     run.add_argument("-v", "--verbose", action="store_true")
 
 
-def _text_params(args: argparse.Namespace, input_uri: str):
-    from flows.text import TextParams
-
-    return TextParams(
-        input=input_uri,
-        output=args.output,
-        filters=args.filters,
-        languages=[x.strip() for x in args.languages.split(",") if x.strip()],
-        clean=not args.no_clean,
-        dedup="none" if args.no_dedup else args.dedup,
-        keep_scores=args.keep_scores,
-        text_field=args.text_field,
-        id_field=args.id_field,
-        shard_size_mb=args.shard_size_mb,
-        strict=args.strict,
-        version=args.data_version,
-    )
-
-
-def _dedup_params(args: argparse.Namespace):
-    from flows.dedup import DedupParams
-
-    return DedupParams(
-        input=args.input,
-        output=args.output,
-        method=args.method,
-        column=args.column,
-        id_field=args.id_field,
-        threshold=args.threshold,
-        verify=args.verify,
-        char_ngrams=args.char_ngrams,
-        word_ngrams=args.word_ngrams,
-        normalize=args.normalize,
-        preset=args.preset,
-        clustering=args.clustering,
-        num_bands=args.bands,
-        hashes_per_band=args.rows,
-        seed=args.seed,
-        eps=args.eps,
-        n_clusters=args.n_clusters,
-        semantic_keep=args.semantic_keep,
-        model=args.model,
-        keep=args.keep,
-        score_column=args.score_column,
-        partitions=args.partitions,
-        shard_size_mb=args.shard_size_mb,
-        strict=args.strict,
-        version=args.data_version,
-    )
-
-
 def _run_flow(flow, params, as_json: bool, verbose: bool) -> dict:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -295,8 +234,8 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from flows.runtime.engine import RunReport, StageMetrics
     from flows.reports.tables import stage_table
+    from flows.runtime.engine import RunReport, StageMetrics
 
     report = RunReport()
     for s in summary["report"]["stages"]:
@@ -380,6 +319,24 @@ def _deployment_command(args: argparse.Namespace) -> int:
     return 0 if not args.wait or state == "COMPLETED" else 1
 
 
+def _flow_and_params(args: argparse.Namespace):
+    """The Prefect flow a subcommand runs (the one its deployment runs) and its params."""
+    import importlib
+
+    from flows.runtime.builder import registered
+
+    if args.command == "demo":
+        from flows.text import TEXT, curate_text
+
+        if not SAMPLE.exists():
+            raise FileNotFoundError(f"bundled sample missing: {SAMPLE}")
+        given = {"input": str(SAMPLE), "output": "demo-output"}
+        return curate_text, model_params(TEXT.params, args, **given)
+    spec, module = registered()[args.command]
+    flow = getattr(importlib.import_module(module), spec.attribute)
+    return flow, model_params(spec.params, args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_environment(args.verbose)
@@ -391,17 +348,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print_lineage(args.uri)
             return 0
-        if args.command == "dedup":
-            from flows.dedup import curate_dedup
-
-            flow, params = curate_dedup, _dedup_params(args)
-        else:
-            from flows.text import curate_text
-
-            if args.command == "demo" and not SAMPLE.exists():
-                raise FileNotFoundError(f"bundled sample missing: {SAMPLE}")
-            source = str(SAMPLE) if args.command == "demo" else args.input
-            flow, params = curate_text, _text_params(args, source)
+        flow, params = _flow_and_params(args)
         summary = _run_flow(flow, params, args.json, args.verbose)
         _print_summary(summary, args.json)
         return 0

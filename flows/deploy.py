@@ -1,7 +1,7 @@
 """Prefect deployments of the curate flows: one registry, three ways to run it.
 
-`DEPLOYMENTS` lists one `DeploymentSpec` per flow: the flow, the deployment name, default
-parameters and a nightly cron schedule. Everything else is built from it:
+`deployments()` lists one `DeploymentSpec` per declared flow (its `FlowSpec` gives the
+schedule, description and default parameters). Everything else is built from it:
 
 - `serve()`: every deployment served from one process (`curate serve`); the process polls
   the Prefect API for scheduled or triggered runs and starts each in a subprocess.
@@ -16,8 +16,8 @@ deployment, `CURATE_TEXT_CRON` and `CURATE_TEXT_TIMEZONE` (or `CURATE_TIMEZONE` 
 its schedule. A deployment whose input or output is not configured keeps its schedule but
 inactive (Prefect's `active: false`): it runs only when triggered with parameters.
 
-Adding a flow is one entry in `DEPLOYMENTS`, then `curate deploy --write-yaml
-deployments/prefect.yaml`.
+Declaring a flow (`build_flow` in `flows/<modality>.py`) adds its deployment; then
+`curate deploy --write-yaml deployments/prefect.yaml` (a test keeps the file in step).
 """
 
 from __future__ import annotations
@@ -91,22 +91,24 @@ class DeploymentSpec:
         return f"{self.load_flow().name}/{self.name}"
 
 
-DEPLOYMENTS: list[DeploymentSpec] = [
-    DeploymentSpec(
-        key="text",
-        flow="flows.text:curate_text",
-        cron="0 2 * * *",
-        defaults={"filters": "default", "languages": ["en"], "dedup": "exact"},
-        description="Nightly text curation: clean, filter, dedup.",
-    ),
-    DeploymentSpec(
-        key="dedup",
-        flow="flows.dedup:curate_dedup",
-        cron="0 4 * * *",
-        defaults={"method": "fuzzy", "threshold": 0.8},
-        description="Nightly near-duplicate removal.",
-    ),
-]
+def deployments() -> list[DeploymentSpec]:
+    """One deployment per declared flow (`flows.runtime.builder.registered`), with the
+    flow's nightly schedule, description and default parameters."""
+    from flows.runtime.builder import registered
+
+    return [
+        DeploymentSpec(
+            key=key,
+            flow=f"{module}:{spec.attribute}",
+            cron=spec.cron,
+            defaults=dict(spec.deployment),
+            description=f"Nightly: {spec.description[0].lower()}{spec.description[1:]}",
+        )
+        for key, (spec, module) in registered().items()
+    ]
+
+
+DEPLOYMENTS: list[DeploymentSpec] = deployments()
 
 
 def configured(
@@ -117,7 +119,7 @@ def configured(
     """The registry with inputs, outputs and schedules from the environment applied."""
     env = os.environ if env is None else env
     result = []
-    for spec in DEPLOYMENTS if specs is None else specs:
+    for spec in deployments() if specs is None else specs:
         prefix = f"CURATE_{spec.key.upper()}_"
         result.append(
             replace(
@@ -272,8 +274,9 @@ def prefect_yaml(specs: Sequence[DeploymentSpec], work_pool: str = DEFAULT_WORK_
 
 
 _YAML_HEADER = """\
-# Prefect deployments of the curate flows, generated from flows/deploy.py (DEPLOYMENTS):
-# edit the registry there, then `curate deploy --write-yaml deployments/prefect.yaml`.
+# Prefect deployments of the curate flows, generated from their declarations (FlowSpec in
+# flows/<flow>.py, listed by flows/deploy.py):
+#   curate deploy --write-yaml deployments/prefect.yaml
 #
 # Register from the repository root (the worker runs the flows from that folder):
 #   prefect work-pool create curate-process --type process
@@ -357,10 +360,11 @@ def resolve_name(name: str, specs: Sequence[DeploymentSpec] | None = None) -> st
     """A registry key (`text`) or a full `<flow>/<deployment>` name -> the full name."""
     if "/" in name:
         return name
-    for spec in DEPLOYMENTS if specs is None else specs:
+    specs = deployments() if specs is None else specs
+    for spec in specs:
         if spec.key == name:
             return spec.full_name()
-    known = ", ".join(s.key for s in (DEPLOYMENTS if specs is None else specs))
+    known = ", ".join(s.key for s in specs)
     raise ValueError(f"deployment {name!r}: use <flow>/<deployment> or one of {known}")
 
 

@@ -9,8 +9,6 @@ flow and its run id. This module follows it from manifest to manifest back to ra
 
 from __future__ import annotations
 
-from typing import Any
-
 LINEAGE_MAX_LEVELS = 4  # folders walked up from an input file looking for a manifest
 
 

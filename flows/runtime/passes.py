@@ -8,21 +8,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flows.runtime import storage
-from flows.runtime.engine import RunReport, StageMetrics, run_pipeline
+from flows.runtime.engine import USER_ERRORS, RunReport, StageMetrics, run_pipeline
 from stages.base import Stage
 from stages.io.commit import VersionWriter
-from stages.io.errors import InputError, InputNotFound
-from stages.io.fs import write_bytes_atomic
+from stages.io.fs import filesystem, write_bytes_atomic
 from stages.io.shards import Shard
 
 log = logging.getLogger("curate.passes")
-
-USER_ERRORS = (InputError, InputNotFound, KeyError, TypeError, ValueError)
 
 ProgressHook = Callable[[str, int, int], None]
 """progress(phase, done, total): called as shards complete."""
@@ -46,7 +41,7 @@ def describe_inputs(shards: list[Shard], options: dict) -> list[dict]:
     for shard in shards:
         if shard.uri in described:
             continue
-        fs, path = fsspec.core.url_to_fs(shard.uri, **options)
+        fs, path = filesystem(shard.uri, options)
         info = fs.info(path)
         entry = {"uri": shard.uri, "size": int(info.get("size") or 0)}
         etag = info.get("ETag") or info.get("mtime")
@@ -56,41 +51,21 @@ def describe_inputs(shards: list[Shard], options: dict) -> list[dict]:
     return list(described.values())
 
 
-class FinalSink:
-    """Writes a shard's rows and quarantined rows into the output version, then commits
-    the shard (its marker is written after its files)."""
+class ShardSink:
+    """Writes a shard's rows (with the flow's dataset writer: Parquet, WebDataset, a JSONL
+    manifest) and its quarantined rows into the output version, then commits the shard:
+    its marker is written after its files."""
 
-    def __init__(self, output: str, version: str, options: dict):
-        self.output, self.version, self.options = output, version, options
-
-    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
-        writer = VersionWriter(self.output, self.version, storage_options=self.options)
-        files = [writer.write_part(shard.key, table)] if table.num_rows else []
-        bad = [writer.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
-        result = shard_result(shard, table, quarantine, metrics, files)
-        writer.commit_shard(shard.key, files, result, quarantine=bad)
-        return result
-
-
-class StagingSink:
-    """Pass 1 of a deduplicated run: writes under `<version>/_work/`, keeping the hash
-    columns that the dedup pass needs."""
-
-    def __init__(self, staging_root: str, options: dict):
-        self.root, self.options = staging_root, options
+    def __init__(self, output: str, version: str, writer, options: dict):
+        self.output, self.version, self.writer, self.options = output, version, writer, options
 
     def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
-        writer = VersionWriter(self.root, STAGING, storage_options=self.options)
-        rel = writer.part_path(shard.key)
-        nbytes = write_all_columns(table, storage.join(writer.uri, rel), self.options)
-        files = [{"path": rel, "rows": table.num_rows, "bytes": nbytes}]
-        bad = [writer.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
+        version = VersionWriter(self.output, self.version, storage_options=self.options)
+        files = self.writer.write_shard(version, shard, table) if table.num_rows else []
+        bad = [version.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
         result = shard_result(shard, table, quarantine, metrics, files)
-        writer.commit_shard(shard.key, files, result, quarantine=bad)
+        version.commit_shard(shard.key, files, result, quarantine=bad)
         return result
-
-
-STAGING = "filtered"
 
 
 def shard_result(shard, table, quarantine, metrics, files) -> dict:
@@ -103,14 +78,6 @@ def shard_result(shard, table, quarantine, metrics, files) -> dict:
         "bytes_written": sum(f["bytes"] for f in files),
         "metrics": metrics,
     }
-
-
-def write_all_columns(table: pa.Table, uri: str, options: dict) -> int:
-    fs, path = fsspec.core.url_to_fs(uri, **options)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "wb") as f:
-        pq.write_table(table, f, compression="zstd")
-    return int(fs.info(path)["size"])
 
 
 def run_phase(
@@ -168,16 +135,6 @@ def _run_logger() -> logging.Logger | logging.LoggerAdapter:
         return log
 
 
-EMPTY_QUARANTINE = pa.table(
-    {
-        "source": pa.array([], pa.string()),
-        "line": pa.array([], pa.int64()),
-        "reason": pa.array([], pa.string()),
-        "raw": pa.array([], pa.string()),
-    }
-)
-
-
 DUPLICATES = "duplicates.parquet"
 REPORT = "report.md"
 
@@ -193,8 +150,8 @@ def write_reports(
 ) -> list[dict]:
     """Write `report.md` and `report.html` into a version before its manifest; returns
     their entries for the manifest's `extra_files`."""
-    from flows.reports.tables import markdown_report
     from flows.reports.html import REPORT_HTML, html_report
+    from flows.reports.tables import markdown_report
 
     about = {"version": version, "code_version": storage.code_version(), "flow_run_id": flow_run_id}
     side = []
@@ -208,8 +165,17 @@ def write_reports(
 
 
 def report_from_manifest(manifest: dict) -> RunReport:
-    report = RunReport()
-    for record in manifest.get("extra", {}).get("stages", []):
+    """The report of a committed version, from its manifest (a re-run prints it)."""
+    extra = manifest.get("extra", {})
+    report = RunReport(
+        shards_total=len(manifest.get("shards", {})),
+        rows_read=extra.get("rows_read", 0),
+        rows_quarantined=manifest.get("quarantined_rows", 0),
+        rows_written=manifest.get("rows", 0),
+        bytes_written=manifest.get("bytes", 0),
+        seconds=extra.get("seconds", 0.0),
+    )
+    for record in extra.get("stages", []):
         m = StageMetrics(
             record["stage"],
             record["rows_in"],
@@ -219,6 +185,7 @@ def report_from_manifest(manifest: dict) -> RunReport:
             set(record.get("nodes", [])),
         )
         m.removed_sample = record.get("removed_sample", [])
+        m.details = record.get("details", {})
         report.stages[m.name] = m
     return report
 
@@ -234,39 +201,6 @@ def task_options() -> dict:
         "retry_condition_fn": retry_on_infrastructure,
         "cache_policy": NO_CACHE,
     }
-
-
-def commit_and_publish(
-    flow_name: str,
-    description: str,
-    params,
-    output: str,
-    version_uri: str,
-    report: RunReport,
-    commit: Callable[[], dict],
-    metadata: dict,
-) -> dict:
-    """Commit the output version as a Prefect task that materializes the output dataset
-    as an asset (the input location as its upstream asset), then attach the run's
-    artifacts; returns the run summary."""
-    from prefect.assets import Asset, AssetProperties, materialize
-
-    from flows.reports.artifacts import publish_artifacts
-
-    asset = Asset(
-        key=storage.asset_key(output),
-        properties=AssetProperties(name=output.rsplit("/", 1)[-1], description=description),
-    )
-
-    @materialize(asset, asset_deps=[storage.asset_key(params.input)], **task_options())
-    def commit_task() -> dict:
-        manifest = commit()
-        asset.add_metadata(metadata)
-        return manifest
-
-    manifest = commit_task()
-    publish_artifacts(flow_name, report, manifest, version_uri)
-    return summary(manifest, report, version_uri, False)
 
 
 def retry_on_infrastructure(task, task_run, state) -> bool:

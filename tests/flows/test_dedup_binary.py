@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.dedup import DedupParams, _priority, run_dedup
+from flows.dedup import DedupParams, dedup_step, run_dedup
 from stages.dedup.exact import ExactDedupHash
 from stages.io.commit import dataset_files, quarantine_files, read_manifest
 from stages.io.errors import InputError
@@ -182,8 +182,8 @@ def test_normalize_does_not_change_the_hash_of_bytes():
 
 def test_keep_longest_ranks_binary_rows_by_byte_length():
     params = DedupParams(input="x", output="y", method="exact", column="image", keep="longest")
-    table = pa.table({"text": pa.array([b"abc", None, b"\x00" * 10], pa.binary())})
-    assert _priority(params, table).to_pylist() == [3.0, 0.0, 10.0]
+    table = pa.table({"image": pa.array([b"abc", None, b"\x00" * 10], pa.binary())})
+    assert dedup_step(params).priority(table).to_pylist() == [3.0, 0.0, 10.0]
 
 
 # ------------------------------------------------------------------------ flow

@@ -12,7 +12,8 @@ import pytest
 import s3fs
 from documents import english_documents
 
-from flows.dedup import DedupParams, _read_partition, _write_by_partition, curate_dedup
+from flows.dedup import DedupParams, curate_dedup
+from flows.steps.dedup import read_partition, write_by_partition
 from stages.dedup.fuzzy import find_fuzzy_duplicates
 from stages.dedup.minhash import MinHashConfig
 from stages.io.commit import VersionWriter, dataset_files, read_manifest
@@ -110,10 +111,10 @@ def test_dedup_reads_the_output_of_another_flow(tmp_path, prefect_harness, ray_c
 def test_partition_sidecars_are_read_one_partition_at_a_time(tmp_path):
     table = pa.table({"_order": np.arange(100), "_partition": (np.arange(100) * 7) % 5})
     uri = str(tmp_path / "keys.parquet")
-    _write_by_partition(table, uri, {})
+    write_by_partition(table, uri, {})
     assert pq.ParquetFile(uri).metadata.num_row_groups == 5
     for p in range(5):
-        part = _read_partition([uri], p, ["_order"], {})
+        part = read_partition([uri], p, ["_order"], {})
         assert sorted(part.column("_order").to_pylist()) == [
             o for o in range(100) if (o * 7) % 5 == p
         ]

@@ -85,7 +85,7 @@ def uninterrupted(tmp_path_factory) -> tuple[Path, pa.Table]:
 def test_killed_run_resumes_to_the_same_output(uninterrupted, tmp_path, phase):
     source, reference = uninterrupted
     output = tmp_path / "out"
-    markers = output / "v1" / "_work" / "filtered" / "_shards"
+    markers = output / "v1" / "_work" / "staged" / "_shards"
     if phase == "write":
         markers = output / "v1" / "_shards"
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
