@@ -57,6 +57,20 @@ class Stage:
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.process(batch)
 
+    def describe_removed(self, rows: pa.Table, limit: int) -> list[dict]:
+        """How the run report shows rows this stage removed: one small JSON-able dict for
+        each of the first `limit` rows (`id`, and an excerpt of the stage's `text_field`)."""
+        rows = rows.slice(0, max(limit, 0))
+        ids = rows.column("id").to_pylist() if "id" in rows.column_names else [None] * rows.num_rows
+        field = getattr(self, "text_field", None)
+        texts = (
+            rows.column(field).to_pylist() if field in rows.column_names else [None] * rows.num_rows
+        )
+        return [
+            {"id": i, "text": t[:300] if isinstance(t, str) else None}
+            for i, t in zip(ids, texts, strict=True)
+        ]
+
 
 class Filter(Stage):
     """A stage that keeps or drops whole rows.
@@ -186,7 +200,7 @@ class FilterChain(Stage):
                 dropped = alive & ~mask if not f.score_only else np.zeros_like(alive)
                 if dropped.any() and self.sample_size:
                     first = np.flatnonzero(dropped)[: self.sample_size]
-                    removed_sample = _sample(current.take(first), f.text_field)
+                    removed_sample = f.describe_removed(current.take(first), self.sample_size)
                 if self.track_removed:
                     removed_rows = position[dropped]
                 alive &= ~dropped
@@ -218,16 +232,3 @@ class FilterChain(Stage):
                 current = current.drop_columns([name])
             current = current.append_column(name, pa.array(scores))
         return current, records
-
-
-def _sample(rows: pa.Table, text_field: str, chars: int = 300) -> list[dict]:
-    ids = rows.column("id").to_pylist() if "id" in rows.column_names else [None] * rows.num_rows
-    texts = (
-        rows.column(text_field).to_pylist()
-        if text_field in rows.column_names
-        else [None] * rows.num_rows
-    )
-    return [
-        {"id": i, "text": t[:chars] if isinstance(t, str) else None}
-        for i, t in zip(ids, texts, strict=True)
-    ]

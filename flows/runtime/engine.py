@@ -4,12 +4,16 @@ A pipeline is `read -> stage ... -> write`, applied to every shard of the input.
 streams shards through Ray Data, one shard per row: a shard stays whole from reading to its
 commit, which is what makes the per-shard commit protocol (and so resume) possible.
 
-Consecutive stages with the same `Resources` run fused in one Ray operator, so their batches
-never leave the worker's memory; a change of resources (a GPU stage, a 4-CPU stage) starts
-a new operator with those resources. An operator with a stage that has `setup()` (a model, a
-detector) runs as an autoscaling actor pool, so `setup()` runs once per worker; otherwise as
-Ray tasks. Each shard carries its own per-stage metrics (rows in/out, seconds, node) to the
-driver, which folds them into a `RunReport`.
+Consecutive stages with the same CPUs and GPUs run fused in one Ray operator, so their
+batches never leave the worker's memory; a change of resources (a GPU stage, a 4-CPU stage)
+starts a new operator with those resources. An operator with a stage that has `setup()` (a
+model, a detector) runs as an autoscaling actor pool, so `setup()` runs once per worker;
+otherwise as Ray tasks. Reading is fused into the first operator and writing into the last
+when they run on one CPU (what keeps a text pipeline fast); when the first or last operator
+asks for a GPU or another number of CPUs, reading or writing runs as a 1-CPU operator of
+its own, so a GPU worker only runs its stages. `plan_operators` tells the layout. Between
+operators a shard travels as Arrow IPC bytes. Each shard carries its own per-stage metrics
+(rows in/out, seconds, node) to the driver, which folds them into a `RunReport`.
 
 `RAY_ADDRESS` set: `ray.init()` joins that cluster. Unset: a local cluster is started.
 """
@@ -27,14 +31,22 @@ from typing import Any
 import pyarrow as pa
 
 from stages.base import Filter, FilterChain, Resources, Stage
+from stages.io.errors import InputError, InputNotFound
 
 log = logging.getLogger("curate.engine")
 
-# Errors of the input or the parameters, not of the infrastructure: never worth a retry.
-USER_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    InputError,
+    InputNotFound,
+    ValueError,
+    KeyError,
+    TypeError,
+    FileNotFoundError,
+)
+"""Errors of the input or the parameters, not of the infrastructure: never worth a retry.
+The one list: a worker sends them to the driver as data, and the flows do not retry them."""
 
 REMOVED_SAMPLE_SIZE = 3  # removed rows kept per filter and shard, for the report
-SAMPLE_TEXT_CHARS = 300
 
 
 # --------------------------------------------------------------------------- Ray set-up
@@ -147,6 +159,7 @@ class RunReport:
     seconds: float = 0.0
     outputs: list[str] = field(default_factory=list)
     quarantine: list[str] = field(default_factory=list)
+    operators: list[dict] = field(default_factory=list)  # the layout, from plan_operators
 
     def add_shard(self, result: dict) -> None:
         """Fold the result of one committed shard (from a sink) into the report."""
@@ -169,6 +182,7 @@ class RunReport:
             "stages": [m.to_dict() for m in self.stages.values()],
             "outputs": self.outputs,
             "quarantine": self.quarantine,
+            "operators": self.operators,
         }
 
 
@@ -195,7 +209,7 @@ def run_stage(
         if isinstance(stage, Filter):
             kept, removed, _ = stage.apply(batch)
             if len(sample) < REMOVED_SAMPLE_SIZE and removed.num_rows:
-                sample.extend(_sample_rows(removed, REMOVED_SAMPLE_SIZE - len(sample), stage))
+                sample.extend(stage.describe_removed(removed, REMOVED_SAMPLE_SIZE - len(sample)))
             outputs.append(kept)
         else:
             outputs.append(stage.process(batch))
@@ -232,17 +246,6 @@ def _run_chain(chain: FilterChain, table: pa.Table, node: str | None) -> tuple[p
     return out, list(totals.values())
 
 
-def _sample_rows(removed: pa.Table, n: int, stage: Filter) -> list[dict]:
-    rows = removed.slice(0, n)
-    ids = rows.column("id").to_pylist() if "id" in rows.column_names else [None] * rows.num_rows
-    field_name = stage.text_field if stage.text_field in rows.column_names else None
-    texts = rows.column(field_name).to_pylist() if field_name else [None] * rows.num_rows
-    return [
-        {"id": i, "text": (t or "")[:SAMPLE_TEXT_CHARS] if t is not None else None}
-        for i, t in zip(ids, texts, strict=True)
-    ]
-
-
 def group_stages(stages: Sequence[Stage]) -> list[list[Stage]]:
     """Split a pipeline into runs of consecutive stages that need the same CPUs and GPUs
     (their memory needs add up to the largest of them): each run is one Ray operator."""
@@ -267,7 +270,80 @@ def _group_resources(group: Sequence[Stage]) -> Resources:
     return Resources(cpus=first.cpus, gpus=first.gpus, memory_gb=max(memory) if memory else None)
 
 
-def _actor_cpus(groups: list[list[Stage]], cluster_cpus: float) -> float | None:
+@dataclass
+class _Operator:
+    """One Ray operator of a pipeline: a group of stages, and whether it reads the shard
+    (first) or writes it (last). A read-only or write-only operator has no stages."""
+
+    stages: list[Stage]
+    reads: bool = False
+    writes: bool = False
+
+    @property
+    def resources(self) -> Resources:
+        return _group_resources(self.stages)
+
+    @property
+    def stateful(self) -> bool:
+        return any(stage.is_stateful for stage in self.stages)
+
+    def describe(self, index: int) -> dict:
+        res = self.resources
+        names = [name for stage in self.stages for name in _stage_names(stage)]
+        return {
+            "operator": index,
+            "stages": ["read"] * self.reads + names + ["write"] * self.writes,
+            "cpus": float(res.cpus),
+            "gpus": float(res.gpus),
+            "kind": "actors" if self.stateful else "tasks",
+            **({"memory_gb": res.memory_gb} if res.memory_gb else {}),
+        }
+
+
+def _plan(stages: Sequence[Stage]) -> list[_Operator]:
+    groups = group_stages(stages) or [[]]
+    read_fused = _runs_on_one_cpu(groups[0])
+    write_fused = _runs_on_one_cpu(groups[-1])
+    last = len(groups) - 1
+    operators = [] if read_fused else [_Operator([], reads=True)]
+    for index, group in enumerate(groups):
+        reads = read_fused and index == 0
+        operators.append(_Operator(group, reads=reads, writes=write_fused and index == last))
+    if not write_fused:
+        operators.append(_Operator([], writes=True))
+    return operators
+
+
+def plan_operators(stages: Sequence[Stage]) -> list[dict]:
+    """The Ray operators `run_pipeline` runs `stages` as, in pipeline order; no Ray needed.
+
+    One dict per operator: `operator` (its position), `stages` (the stage names it runs,
+    a `FilterChain` as its filters' names, with `"read"` first and `"write"` last where the
+    operator reads or writes the shard), `cpus` and `gpus` (declared, per worker), `kind`
+    (`"actors"`: a pool of long-lived workers; `"tasks"`: Ray tasks), and `memory_gb` when a
+    stage declares it. For example, a GPU stage between reading and writing:
+
+        [{"operator": 0, "stages": ["read"], "cpus": 1.0, "gpus": 0.0, "kind": "tasks"},
+         {"operator": 1, "stages": ["Embed"], "cpus": 1.0, "gpus": 0.5, "kind": "actors"},
+         {"operator": 2, "stages": ["write"], "cpus": 1.0, "gpus": 0.0, "kind": "tasks"}]
+    """
+    return [operator.describe(index) for index, operator in enumerate(_plan(stages))]
+
+
+def _runs_on_one_cpu(group: Sequence[Stage]) -> bool:
+    """True when reading or writing may share the group's workers: the group needs what a
+    reader or a writer needs, one CPU and no GPU."""
+    res, default = _group_resources(group), Resources()
+    return (res.cpus, res.gpus) == (default.cpus, default.gpus)
+
+
+def _stage_names(stage: Stage) -> list[str]:
+    if isinstance(stage, FilterChain):
+        return [f.stage_name for f in stage.filters]
+    return [stage.stage_name]
+
+
+def _actor_cpus(groups: Sequence[Sequence[Stage]], cluster_cpus: float) -> float | None:
     """CPUs per actor when the pipeline's actor pools, one actor each, would take every
     CPU of the cluster and leave none for its task operators (a deadlock on a small
     cluster): the CPUs are shared instead. None when the declared CPUs fit."""
@@ -277,6 +353,18 @@ def _actor_cpus(groups: list[list[Stage]], cluster_cpus: float) -> float | None:
     if not stateful or wanted <= cluster_cpus:
         return None
     return max(0.01, (cluster_cpus - (0.5 if tasks else 0)) / len(stateful))
+
+
+def _pool_size(
+    cpus_each: float, gpus_each: float, cluster_cpus: float, cluster_gpus: float, tasks: bool
+) -> int:
+    """Most workers of one actor pool: the CPUs the cluster has, less one for the task
+    operators when there are any (actors hold their CPUs while alive: a pool that took every
+    CPU would leave a separate reader or writer none), and no more than the GPUs allow."""
+    size = int((cluster_cpus - (1 if tasks else 0)) // max(cpus_each, 0.01))
+    if gpus_each and cluster_gpus:
+        size = min(size, int(cluster_gpus // gpus_each))
+    return max(1, size)
 
 
 def table_to_bytes(table: pa.Table) -> bytes:
@@ -406,6 +494,12 @@ def _cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+def _cluster_gpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0))
+
+
 def run_pipeline(
     items: Sequence[Any],
     reader: Reader,
@@ -433,35 +527,35 @@ def run_pipeline(
     # A shard is one row: never split or merge it.
     ctx.target_max_block_size = 1 << 40
 
-    groups = group_stages(stages) or [[]]
-    cpus = _cluster_cpus()
+    operators = _plan(stages)
+    cpus, gpus = _cluster_cpus(), _cluster_gpus()
     ds = ray.data.from_items(
         [{"item": json.dumps(item_to_dict(item)), "metrics": ""} for item in items],
         override_num_blocks=len(items),
     )
-    shared_cpus = _actor_cpus(groups, cpus)
+    shared_cpus = _actor_cpus([op.stages for op in operators], cpus)
     if shared_cpus is not None:
         log.warning(
             "the pipeline's %d worker pools need more CPUs than the cluster's %d: "
             "each pool's workers get %.2f CPUs",
-            sum(any(s.is_stateful for s in g) for g in groups),
+            sum(op.stateful for op in operators),
             cpus,
             shared_cpus,
         )
-    for index, group in enumerate(groups):
-        res = _group_resources(group)
-        stateful = any(stage.is_stateful for stage in group)
-        op_reader = reader if index == 0 else None
-        op_sink = sink if index == len(groups) - 1 else None
-        args = (group, op_reader, op_sink, item_from_dict)
-        op_cpus = shared_cpus if stateful and shared_cpus is not None else res.cpus
+    has_tasks = any(not op.stateful for op in operators)
+    for op in operators:
+        res = op.resources
+        op_reader = reader if op.reads else None
+        op_sink = sink if op.writes else None
+        args = (op.stages, op_reader, op_sink, item_from_dict)
+        op_cpus = shared_cpus if op.stateful and shared_cpus is not None else res.cpus
         ray_args: dict[str, Any] = {"num_cpus": op_cpus}
         if res.gpus:
             ray_args["num_gpus"] = res.gpus
         if res.memory_gb:
             ray_args["memory"] = int(res.memory_gb * (1 << 30))
-        if stateful:
-            workers = max_workers or max(1, int(cpus // max(op_cpus, 0.01)))
+        if op.stateful:
+            workers = max_workers or _pool_size(op_cpus, res.gpus, cpus, gpus, has_tasks)
             # Start with enough workers for the whole cluster to take part when there is
             # work for them (two shards per worker); the pool grows to max_size as input
             # queues up, and a one-shard run starts a single worker.
@@ -482,8 +576,6 @@ def run_pipeline(
 
 def _user_error(error: dict) -> Exception:
     """The driver-side twin of an input or parameter error raised in a worker."""
-    from stages.io.errors import InputError, InputNotFound
-
     kinds: dict[str, type[Exception]] = {
         "InputError": InputError,
         "InputNotFound": InputNotFound,

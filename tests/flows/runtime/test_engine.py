@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.runtime.engine import RunReport, group_stages, run_pipeline
-from stages.base import Filter, Resources, Stage
+from flows.runtime.engine import RunReport, group_stages, plan_operators, run_pipeline, run_stage
+from stages.base import Filter, FilterChain, Resources, Stage
 
 
 class Shout(Stage):
@@ -174,3 +174,127 @@ def test_worker_pools_that_would_take_every_cpu_share_them():
     groups = group_stages([Shout(), Gpu(), Model(), Gpu()])
     # Three pools of one CPU each on two CPUs: they share, so none starves another.
     assert 0 < _actor_cpus(groups, 2) * 3 <= 2
+
+
+class Embed(Stage):
+    """A model on a GPU fraction: an actor pool."""
+
+    resources = Resources(gpus=0.5)
+
+    def setup(self):
+        self.ready = True
+
+    def process(self, batch):
+        return batch
+
+
+class Decode(Stage):
+    """A many-CPU stage without a model: Ray tasks."""
+
+    resources = Resources(cpus=4)
+
+    def process(self, batch):
+        return batch
+
+
+def _layout(stages) -> list[tuple]:
+    return [(op["stages"], op["cpus"], op["gpus"], op["kind"]) for op in plan_operators(stages)]
+
+
+def test_one_cpu_stages_read_and_write_in_their_own_operator():
+    assert plan_operators([Shout(), LongOnly()]) == [
+        {
+            "operator": 0,
+            "stages": ["read", "Shout", "LongOnly", "write"],
+            "cpus": 1.0,
+            "gpus": 0.0,
+            "kind": "tasks",
+        }
+    ]
+    assert _layout([Model()]) == [(["read", "Model", "write"], 1.0, 0.0, "actors")]
+    assert _layout([]) == [(["read", "write"], 1.0, 0.0, "tasks")]
+
+
+def test_a_gpu_stage_first_leaves_reading_to_a_cpu_operator():
+    assert _layout([Embed(), Shout()]) == [
+        (["read"], 1.0, 0.0, "tasks"),
+        (["Embed"], 1.0, 0.5, "actors"),
+        (["Shout", "write"], 1.0, 0.0, "tasks"),
+    ]
+    assert [op["operator"] for op in plan_operators([Embed(), Shout()])] == [0, 1, 2]
+
+
+def test_a_gpu_stage_last_leaves_writing_to_a_cpu_operator():
+    assert _layout([Shout(), Embed()]) == [
+        (["read", "Shout"], 1.0, 0.0, "tasks"),
+        (["Embed"], 1.0, 0.5, "actors"),
+        (["write"], 1.0, 0.0, "tasks"),
+    ]
+    assert _layout([Embed()]) == [
+        (["read"], 1.0, 0.0, "tasks"),
+        (["Embed"], 1.0, 0.5, "actors"),
+        (["write"], 1.0, 0.0, "tasks"),
+    ]
+
+
+def test_a_gpu_stage_in_the_middle_keeps_reading_and_writing_fused():
+    assert _layout([Shout(), Embed(), LongOnly()]) == [
+        (["read", "Shout"], 1.0, 0.0, "tasks"),
+        (["Embed"], 1.0, 0.5, "actors"),
+        (["LongOnly", "write"], 1.0, 0.0, "tasks"),
+    ]
+
+
+def test_a_many_cpu_stage_first_leaves_reading_to_a_one_cpu_operator():
+    assert _layout([Decode(), Shout()]) == [
+        (["read"], 1.0, 0.0, "tasks"),
+        (["Decode"], 4.0, 0.0, "tasks"),
+        (["Shout", "write"], 1.0, 0.0, "tasks"),
+    ]
+
+
+def test_operators_name_the_filters_of_a_chain_and_the_memory_declared():
+    layout = plan_operators([FilterChain([LongOnly()]), Heavy()])
+    assert layout == [
+        {
+            "operator": 0,
+            "stages": ["read", "LongOnly", "Heavy", "write"],
+            "cpus": 1.0,
+            "gpus": 0.0,
+            "kind": "actors",
+            "memory_gb": 0.5,
+        }
+    ]
+
+
+def test_the_run_report_carries_the_operator_layout():
+    assert RunReport().to_dict()["operators"] == []
+    report = RunReport(operators=plan_operators([Embed()]))
+    assert [op["stages"] for op in report.to_dict()["operators"]] == [
+        ["read"],
+        ["Embed"],
+        ["write"],
+    ]
+
+
+def test_removed_rows_are_sampled_by_the_stage_that_removed_them():
+    class Described(LongOnly):
+        def describe_removed(self, rows, limit):
+            rows = rows.slice(0, limit).to_pylist()
+            return [{"id": row["id"], "length": len(row["text"])} for row in rows]
+
+    table = pa.table({"id": ["a", "b", "c"], "text": ["hi", "a longer text", "yo"]})
+    out, [record] = run_stage(Described(), table)
+    assert out["id"].to_pylist() == ["b"]
+    assert record["removed_sample"] == [{"id": "a", "length": 2}, {"id": "c", "length": 2}]
+    _, records = run_stage(FilterChain([Described()]), table)
+    assert records[0]["removed_sample"] == [{"id": "a", "length": 2}, {"id": "c", "length": 2}]
+
+
+def test_a_missing_input_or_model_folder_is_a_user_error():
+    from flows.runtime.engine import USER_ERRORS
+    from stages.io.errors import InputError, InputNotFound
+
+    for error in (InputError("x"), InputNotFound("x"), FileNotFoundError("model/"), KeyError("k")):
+        assert isinstance(error, USER_ERRORS)
+    assert not isinstance(RuntimeError("node died"), USER_ERRORS)

@@ -1,0 +1,142 @@
+"""A pipeline that starts and ends on a GPU: reading and writing run in CPU operators of
+their own, so the GPU workers only run their stages.
+
+The session's Ray cluster (the `ray_cluster` fixture) has no GPU, so the pipeline runs in a
+subprocess on a local cluster of its own that declares one (Ray hands out GPU ids without
+checking for a device, which is all the engine's scheduling needs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# Runs `read -> Embed (GPU, a model: actors) -> Tag (CPU) -> Caption (GPU: tasks) -> write`
+# over 6 shards; each step records the GPU ids Ray gave its worker. Prints
+# {"operators": plan_operators(...), "results": [sink results]}.
+_PIPELINE = """
+import json, sys
+
+import pyarrow as pa
+import ray
+
+from flows.runtime.engine import plan_operators, run_pipeline
+from stages.base import Resources, Stage
+
+
+def gpu_ids():
+    return json.dumps([str(i) for i in ray.get_gpu_ids()])
+
+
+class Embed(Stage):
+    resources = Resources(gpus=0.5)
+
+    def setup(self):
+        self.model = "loaded"
+
+    def process(self, batch):
+        return batch.append_column("embed_gpus", pa.array([gpu_ids()] * batch.num_rows))
+
+
+class Tag(Stage):
+    def process(self, batch):
+        return batch.append_column("tag_gpus", pa.array([gpu_ids()] * batch.num_rows))
+
+
+class Caption(Stage):
+    resources = Resources(gpus=0.5)
+
+    def process(self, batch):
+        return batch.append_column("caption_gpus", pa.array([gpu_ids()] * batch.num_rows))
+
+
+def read(n):
+    ids = [f"{n}-{i}" for i in range(1 + n % 3)]
+    table = pa.table({"id": ids, "read_gpus": [gpu_ids()] * len(ids)})
+    return table, pa.table({"reason": pa.array([], pa.string())})
+
+
+def sink(n, table, quarantine, metrics):
+    columns = ("read_gpus", "embed_gpus", "tag_gpus", "caption_gpus")
+    return {
+        "shard": n,
+        "ids": table["id"].to_pylist(),
+        **{c: sorted(set(table[c].to_pylist())) for c in columns},
+        "sink_gpus": gpu_ids(),
+        "stages": [m["stage"] for m in metrics],
+    }
+
+
+ray.init(
+    address="local",
+    num_cpus=2,
+    num_gpus=1,
+    include_dashboard=False,
+    object_store_memory=256 << 20,
+    _temp_dir=sys.argv[1],
+    log_to_driver=False,
+    configure_logging=False,
+)
+stages = [Embed(), Tag(), Caption()]
+results = list(
+    run_pipeline(
+        list(range(6)),
+        read,
+        stages,
+        sink,
+        item_to_dict=lambda n: {"n": n},
+        item_from_dict=lambda d: d["n"],
+    )
+)
+print(json.dumps({"operators": plan_operators(stages), "results": results}))
+"""
+
+
+def test_gpu_stages_first_and_last_run_without_reading_or_writing():
+    # A short folder: Ray's socket paths under it must fit in 107 bytes.
+    ray_dir = tempfile.mkdtemp(prefix="ray-gpu-")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    start = time.perf_counter()
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", _PIPELINE, ray_dir],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    print(f"GPU pipeline subprocess: {time.perf_counter() - start:.1f}s")
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+
+    assert [(op["stages"], op["gpus"], op["kind"]) for op in out["operators"]] == [
+        (["read"], 0.0, "tasks"),
+        (["Embed"], 0.5, "actors"),
+        (["Tag"], 0.0, "tasks"),
+        (["Caption"], 0.5, "tasks"),
+        (["write"], 0.0, "tasks"),
+    ]
+    assert all(op["cpus"] == 1.0 for op in out["operators"])
+
+    results = sorted(out["results"], key=lambda r: r["shard"])
+    assert [r["shard"] for r in results] == list(range(6))
+    for r in results:
+        assert r["ids"] == [f"{r['shard']}-{i}" for i in range(1 + r["shard"] % 3)]
+        assert r["stages"] == ["read", "Embed", "Tag", "Caption"]
+        # The GPU stages saw a GPU; reading, the CPU stage and writing did not.
+        assert [json.loads(v) for v in r["embed_gpus"]] == [["0"]]
+        assert [json.loads(v) for v in r["caption_gpus"]] == [["0"]]
+        assert r["read_gpus"] == r["tag_gpus"] == ["[]"]
+        assert r["sink_gpus"] == "[]"
