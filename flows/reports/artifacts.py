@@ -17,7 +17,6 @@ def publish_artifacts(flow_name: str, report: RunReport, manifest: dict, version
         create_table_artifact,
     )
 
-
     create_table_artifact(
         key=f"{flow_name}-stages",
         table=stage_table(report),
@@ -34,7 +33,7 @@ def publish_artifacts(flow_name: str, report: RunReport, manifest: dict, version
             key=f"{flow_name}-report-html",
             link=link,
             link_text=REPORT_HTML,
-            description=f"HTML run report (funnel, timings, score histograms) for {version_uri}",
+            description=f"HTML run report (funnel, timings, removed samples, score histograms) for {version_uri}",
         )
 
 

@@ -3,7 +3,8 @@ with its plots drawn as inline SVG.
 
 - the funnel: rows in and rows out of every stage, one bar per stage;
 - seconds and rows per second of every stage;
-- what each filter removed (a sample of rows);
+- what each stage removed (a sample of rows, each shown by what it holds: a text excerpt,
+  an image thumbnail, the duration and path of a clip, the row it duplicates);
 - score histograms, when the output keeps `score_*` columns (`keep_scores=True`): the
   scores of the rows that were kept, so a user sees how close to each threshold they lie.
 
@@ -21,6 +22,11 @@ from flows.runtime.engine import RunReport
 
 REPORT_HTML = "report.html"
 HISTOGRAM_BINS = 20
+_THUMBNAIL_PREFIXES = (
+    "data:image/jpeg;base64,",
+    "data:image/png;base64,",
+    "data:image/webp;base64,",
+)
 HISTOGRAM_MAX_FILES = 200  # score histograms read at most this many data files (the first)
 
 _CSS = """
@@ -32,8 +38,9 @@ th:first-child, td:first-child { text-align: left; }
 code { background: #f3f3f3; padding: 0 0.2em; }
 .bar { fill: #3b7dd8; } .bar-in { fill: #d6e4f7; } .time-bar { fill: #e08a2c; }
 .hist-bar { fill: #5a9e5a; } svg text { font-size: 11px; fill: #333; }
-.sample { font-size: 0.85em; color: #444; } dl.meta dt { font-weight: 600; float: left;
-  width: 9em; } dl.meta dd { margin-left: 10em; }
+.sample { font-size: 0.85em; color: #444; } .sample li { margin: 0.3em 0; }
+.thumb { max-width: 96px; max-height: 96px; vertical-align: middle; margin: 0 0.4em; }
+dl.meta dt { font-weight: 600; float: left; width: 9em; } dl.meta dd { margin-left: 10em; }
 """
 
 
@@ -67,8 +74,9 @@ def score_histograms(
     {"edges": [bins + 1 floats], "counts": [bins ints], "rows": n}.
 
     Files come from `_manifest.json` when the version is committed, else from its shard
-    markers (so this works at commit time, before the manifest is written). Empty when no
-    file has a score column.
+    markers (so this works at commit time, before the manifest is written). Only Parquet
+    files are read, and of them only the score columns, so a version of any modality works.
+    Empty when no file has a score column.
     """
     import numpy as np
     import pyarrow.parquet as pq
@@ -84,6 +92,9 @@ def score_histograms(
         markers = VersionWriter(output, version, storage_options).done_shards()
         paths = [f["path"] for key in sorted(markers) for f in markers[key].get("files", [])]
     values: dict[str, list] = {}
+    # Only the Parquet files: a WebDataset version's tar shards carry their scores in the
+    # sibling Parquet file, and media columns are never read.
+    paths = [p for p in paths if p.endswith(".parquet")]
     for path in sorted(paths)[:HISTOGRAM_MAX_FILES]:
         fs, local = filesystem(join(version_uri, path), storage_options)
         with fs.open(local, "rb") as f:
@@ -200,6 +211,31 @@ def _histogram(name: str, hist: dict) -> str:
 # --------------------------------------------------------------------------- page
 
 
+def _html_sample(sample: dict) -> str:
+    """One removed row as a list item: id, thumbnail, duplicate, media details, text."""
+    from flows.reports.tables import duplicate_of, sample_details
+
+    esc = html.escape
+    parts = [f"<code>{esc(str(sample.get('id')))}</code>"]
+    thumbnail = sample.get("thumbnail")
+    if isinstance(thumbnail, str) and thumbnail.startswith(_THUMBNAIL_PREFIXES):
+        alt = f"image {sample.get('width', '')}x{sample.get('height', '')}"
+        parts.append(f'<img class="thumb" src="{esc(thumbnail)}" alt="{esc(alt)}">')
+    dup = duplicate_of(sample)
+    if dup:
+        similarity = f", {esc(dup[1])}" if dup[1] else ""
+        parts.append(f"(duplicate of <code>{esc(dup[0])}</code>{similarity})")
+    details = [esc(d) for d in sample_details(sample)]
+    if sample.get("path"):
+        details.append(f"path <code>{esc(str(sample['path']))}</code>")
+    if details:
+        parts.append(", ".join(details))
+    text = sample.get("text")
+    if isinstance(text, str) and text.strip():
+        parts.append(esc(" ".join(text.split())[:300]))
+    return "<li>" + " ".join(parts) + "</li>"
+
+
 def html_report(
     title: str,
     report: RunReport,
@@ -268,14 +304,10 @@ def html_report(
         out.append("</table>")
     samples = [(m.name, m.removed_sample) for m in report.stages.values() if m.removed_sample]
     if samples:
-        out.append("<h2>What the filters removed (samples)</h2>")
+        out.append("<h2>What each stage removed (samples)</h2>")
         for name, sample in samples:
             out.append(f'<h3>{esc(name)}</h3><ul class="sample">')
-            for item in sample[:5]:
-                text = (item.get("text") or "").replace("\n", " ")[:300]
-                dup = item.get("duplicate_of")
-                extra = f" (duplicate of <code>{esc(str(dup))}</code>)" if dup else ""
-                out.append(f"<li><code>{esc(str(item.get('id')))}</code>{extra} {esc(text)}</li>")
+            out += [_html_sample(item) for item in sample[:5]]
             out.append("</ul>")
     if histograms:
         out.append("<h2>Scores of the kept rows</h2>")

@@ -49,13 +49,89 @@ def markdown_report(title: str, report: RunReport, manifest: dict, version_uri: 
         )
     samples = [(m.name, m.removed_sample) for m in report.stages.values() if m.removed_sample]
     if samples:
-        lines += ["", "## What the filters removed (samples)", ""]
+        lines += ["", "## What each stage removed (samples)", ""]
         for name, sample in samples:
             lines.append(f"**{name}**")
             lines.append("")
             for row in sample[:3]:
-                text = (row.get("text") or "").replace("\n", " ").replace("|", "\\|")[:160]
-                extra = f" (duplicate of `{row['duplicate_of']}`)" if "duplicate_of" in row else ""
-                lines.append(f"- `{row.get('id')}`{extra} {text}")
+                lines.append(_markdown_sample(row))
             lines.append("")
     return "\n".join(lines)
+
+
+def sample_details(sample: dict) -> list[str]:
+    """What a removed row held besides its id, text, path and duplicate, in words:
+    "image 64x48", "undecodable image (reason)", "duration 3.2 s", "clip 1-4.2 s",
+    "reason: ..." (the keys of `stages.samples.describe_rows`), then any other string or
+    number a stage put in its sample ("length: 2")."""
+    parts = []
+    if _is_number(sample.get("width")) and _is_number(sample.get("height")):
+        parts.append(f"image {sample['width']}x{sample['height']}")
+    if sample.get("image_error"):
+        parts.append(f"undecodable image ({sample['image_error']})")
+    if _is_number(sample.get("duration")):
+        parts.append(f"duration {_seconds(sample['duration'])} s")
+    if _is_number(sample.get("start")) and _is_number(sample.get("end")):
+        parts.append(f"clip {_seconds(sample['start'])}-{_seconds(sample['end'])} s")
+    for key, value in sample.items():  # what a stage's own `describe_removed` adds
+        if key in _RENDERED or isinstance(value, bool) or value is None or value == "":
+            continue
+        if isinstance(value, str) and not value.startswith("data:"):
+            parts.append(f"{key}: {' '.join(value.split())[:80]}")
+        elif _is_number(value):
+            parts.append(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
+    return parts
+
+
+# Keys of `stages.samples.describe_rows` that each report renders in its own way.
+_RENDERED = frozenset(
+    ("id", "text", "thumbnail", "width", "height", "image_error", "duration", "start", "end")
+    + ("path", "duplicate_of", "similarity")
+)
+
+
+def duplicate_of(sample: dict) -> tuple[str, str] | None:
+    """(id kept instead, similarity in words or "") of a row a dedup step removed."""
+    if sample.get("duplicate_of") is None:
+        return None
+    similarity = sample.get("similarity")
+    return str(sample["duplicate_of"]), (
+        f"similarity {similarity:.3g}" if _is_number(similarity) else ""
+    )
+
+
+def _markdown_sample(sample: dict) -> str:
+    parts = [_code(sample.get("id"))]
+    dup = duplicate_of(sample)
+    if dup:
+        parts.append(f"(duplicate of {_code(dup[0])}" + (f", {dup[1]})" if dup[1] else ")"))
+    details = [_escape(d) for d in sample_details(sample)]
+    if sample.get("path"):
+        details.append(f"path {_code(sample['path'])}")
+    if details:
+        parts.append(", ".join(details))
+    text = sample.get("text")
+    if isinstance(text, str) and text.strip():
+        parts.append(_escape(" ".join(text.split())[:160]))
+    return "- " + " ".join(parts)
+
+
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_[]<>&|"})
+
+
+def _escape(text: str) -> str:
+    """Text shown as is: every character that markdown or HTML would read backslash-escaped."""
+    return text.translate(_MARKDOWN)
+
+
+def _code(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
