@@ -33,7 +33,10 @@ def publish_artifacts(flow_name: str, report: RunReport, manifest: dict, version
             key=f"{flow_name}-report-html",
             link=link,
             link_text=REPORT_HTML,
-            description=f"HTML run report (funnel, timings, removed samples, score histograms) for {version_uri}",
+            description=(
+                "HTML run report (funnel, timings, removed samples, score histograms) "
+                f"for {version_uri}"
+            ),
         )
 
 
