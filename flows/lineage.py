@@ -13,16 +13,9 @@ LINEAGE_MAX_LEVELS = 4  # folders walked up from an input file looking for a man
 
 
 def _flow_of(manifest: dict) -> str | None:
-    """The flow that wrote a version: recorded in the manifest, else told by its parameters."""
-    for where in (manifest, manifest.get("extra") or {}, manifest.get("parameters") or {}):
-        if isinstance(where.get("flow"), str):
-            return where["flow"]
-    parameters = manifest.get("parameters") or {}
-    if "method" in parameters and "threshold" in parameters:
-        return "curate-dedup"
-    if "filters" in parameters and "languages" in parameters:
-        return "curate-text"
-    return None
+    """The flow that wrote a version, as its manifest records it (None: not recorded)."""
+    flow = (manifest.get("extra") or {}).get("flow")
+    return flow if isinstance(flow, str) else None
 
 
 class _VersionFinder:

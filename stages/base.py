@@ -59,17 +59,11 @@ class Stage:
 
     def describe_removed(self, rows: pa.Table, limit: int) -> list[dict]:
         """How the run report shows rows this stage removed: one small JSON-able dict for
-        each of the first `limit` rows (`id`, and an excerpt of the stage's `text_field`)."""
-        rows = rows.slice(0, max(limit, 0))
-        ids = rows.column("id").to_pylist() if "id" in rows.column_names else [None] * rows.num_rows
-        field = getattr(self, "text_field", None)
-        texts = (
-            rows.column(field).to_pylist() if field in rows.column_names else [None] * rows.num_rows
-        )
-        return [
-            {"id": i, "text": t[:300] if isinstance(t, str) else None}
-            for i, t in zip(ids, texts, strict=True)
-        ]
+        each of the first `limit` rows (`stages.samples.describe_rows`: a text excerpt, an
+        image thumbnail, a duration and path for audio and video). Override to show more."""
+        from stages.samples import describe_rows
+
+        return describe_rows(rows, limit, getattr(self, "text_field", "text"))
 
 
 class Filter(Stage):

@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from stages.io.fs import join  # noqa: F401  (one join for flows and stages)
+
 
 def storage_options() -> dict[str, Any]:
     """fsspec options for every filesystem the run touches (from CURATE_STORAGE_OPTIONS)."""
@@ -44,10 +46,6 @@ def normalize_uri(uri: str) -> str:
     if uri.startswith("file://"):
         uri = uri[len("file://") :]
     return str(Path(uri).expanduser().resolve())
-
-
-def join(uri: str, *parts: str) -> str:
-    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
 def asset_key(uri: str) -> str:
