@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 from documents import english_documents
 
-from flows.runtime.engine import RunReport, StageMetrics
 from flows.lineage import lineage_chain, lineage_tree, print_lineage
-from flows.reports.tables import stage_table
 from flows.reports.html import html_report, score_histograms
+from flows.reports.tables import stage_table
+from flows.runtime.engine import RunReport, StageMetrics
 from stages.io.commit import VersionWriter
 
 
