@@ -1,4 +1,4 @@
-"""Writers: Parquet (zstd) and JSONL, atomic on local disks and object stores.
+"""Writers: Parquet (zstd), JSONL and tar archives, atomic on local disks and object stores.
 
 Columns whose name starts with `_` (internal bookkeeping such as `_order`) are dropped.
 A writer never leaves a partial file under the target URI.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import tarfile
+from collections.abc import Iterable
 
 import orjson
 import pyarrow as pa
@@ -58,3 +60,19 @@ def write_jsonl(table: pa.Table, uri: str, storage_options: dict | None = None) 
     elif name.endswith(".zst"):
         data = zstandard.ZstdCompressor(level=3).compress(data)
     return write_bytes_atomic(uri, data, storage_options)
+
+
+def tar_bytes(members: Iterable[tuple[str, bytes]]) -> bytes:
+    """A tar archive of `(name, data)` members, sorted by name, with fixed headers (mtime 0,
+    uid/gid 0, no owner names, mode 0o644): the same members always give the same bytes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted(members, key=lambda member: member[0]):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 0
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
