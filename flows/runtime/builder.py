@@ -350,6 +350,8 @@ def commit(spec: FlowSpec, params, plan: Plan, report: RunReport, removed, run_i
         "rows_read": report.rows_read,
         "seconds": round(report.seconds, 3),
     }
+    for metrics in report.stages.values():
+        extra.update(metrics.details)  # step figures (an eps table) at the top, for users
     side = []
     if removed is not None:
         audit = audit_table(removed)

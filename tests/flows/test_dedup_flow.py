@@ -211,3 +211,71 @@ def test_high_recall_preset_with_centers_removes_only_direct_near_duplicates(
         MinHashConfig.high_recall(),
     )
     assert (similarity >= 0.8).all()
+
+
+def _embedded(tmp_path, with_copies: bool = True):
+    """Parquet rows with an `emb` column an earlier stage made (orthogonal unit vectors;
+    the copies repeat the vectors of d0..d2) and a user's own `embedding` column."""
+    n, dim = 30, 32
+    vectors = np.eye(dim, dtype=np.float32)[:n]
+    ids = [f"d{i}" for i in range(n)]
+    if with_copies:
+        vectors = np.concatenate([vectors, vectors[:3]])
+        ids += [f"copy{i}" for i in range(3)]
+    emb = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)
+    mine = pa.array([[float(i)] * 2 for i in range(len(ids))], pa.list_(pa.float64()))
+    table = pa.table({"id": ids, "text": [f"doc {i}" for i in ids], "emb": emb, "embedding": mine})
+    pq.write_table(table, str(tmp_path / "in.parquet"))
+    return table
+
+
+def test_semantic_dedup_of_an_embedding_column_keeps_the_users_columns(tmp_path, ray_cluster):
+    from flows.dedup import run_dedup
+
+    table = _embedded(tmp_path)
+    params = DedupParams(
+        input=str(tmp_path / "in.parquet"),
+        output=str(tmp_path / "out"),
+        method="semantic",
+        embedding_column="emb",
+        n_clusters=2,
+        partitions=2,
+    )
+    first = run_dedup(params)
+    manifest = read_manifest(str(tmp_path / "out"))
+    audit = pq.read_table(f"{manifest['uri']}/duplicates.parquet").to_pylist()
+    assert {(r["id"], r["duplicate_of"]) for r in audit} == {
+        (f"copy{i}", f"d{i}") for i in range(3)
+    }
+    out = pa.concat_tables([pq.read_table(f) for f in dataset_files(str(tmp_path / "out"))])
+    assert out.num_rows == table.num_rows - 3
+    # The user's own `embedding` column is data like any other: kept, unchanged.
+    expected = dict(zip(table["id"].to_pylist(), table["embedding"].to_pylist(), strict=True))
+    kept = zip(out["id"].to_pylist(), out["embedding"].to_pylist(), strict=True)
+    assert all(expected[i] == e for i, e in kept)
+    # A re-run finds the version committed and still reports the eps table.
+    again = run_dedup(params)
+    assert again["already_committed"]
+    (step,) = [s for s in again["report"]["stages"] if s["stage"] == "SemanticDedup"]
+    assert step["details"]["eps_table"] == manifest["extra"]["eps_table"]
+    assert again["report"]["rows_read"] == first["report"]["rows_read"] == table.num_rows
+
+
+def test_keep_score_without_a_score_column_is_refused_when_the_parameters_are_made():
+    with pytest.raises(ValueError, match="keep='score' needs score_column"):
+        DedupParams(input="x", output="y", keep="score")
+
+
+def test_fuzzy_defaults_are_the_measured_best_and_nemo_is_a_preset():
+    from flows.dedup import dedup_step
+
+    best = dedup_step(DedupParams(input="x", output="y"))
+    assert best.minhash == MinHashConfig.high_recall()
+    assert (best.verify, best.clustering) == ("exact", "centers")
+    nemo = dedup_step(DedupParams(input="x", output="y", preset="nemo"))
+    assert nemo.minhash == MinHashConfig()  # 24-character shingles, 20 bands x 13
+    assert (nemo.verify, nemo.clustering) == ("none", "components")
+    custom = DedupParams(input="x", output="y", num_bands=9)  # a band option: custom
+    assert custom.preset == "custom" and dedup_step(custom).minhash.num_bands == 9
+    with pytest.raises(ValueError, match="only with preset='custom'"):
+        DedupParams(input="x", output="y", preset="nemo", num_bands=9)
