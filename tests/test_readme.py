@@ -27,4 +27,16 @@ def test_readme_snippet_runs(index, tmp_path, monkeypatch, request):
         rows = [{"id": str(i), "text": t} for i, t in enumerate(english_documents(20))]
         (tmp_path / "data" / "docs.jsonl").write_text("\n".join(map(json.dumps, rows)))
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, f"README.md snippet {index}", "exec"), {"__name__": "__readme__"})
+    from flows.runtime.builder import registered, unregister
+
+    before = set(registered())
+    try:
+        exec(compile(code, f"README.md snippet {index}", "exec"), {"__name__": "__readme__"})
+        if "build_flow" in code:  # a declared flow is a subcommand
+            from flows.cli import build_parser
+
+            (commands,) = [a for a in build_parser()._actions if a.dest == "command"]
+            assert set(registered()) - before <= set(commands.choices)
+    finally:
+        for key in set(registered()) - before:
+            unregister(key)
