@@ -1,53 +1,50 @@
 """Shard planning: turn input paths, directories and globs into a sorted list of `Shard`s.
 
-A shard is one unit of reading work: a whole file, or a byte range of a large plain JSONL
-file. A reader of the range `[start, end)` owns every line that *starts* inside it (the
-Hadoop input-split rule), so splitting loses and duplicates no line.
+A shard is one unit of reading work: a whole file, a byte range of a large plain
+line-based file (JSONL, manifests), or a group of small media files (`format="files"`). A
+reader of the range `[start, end)` owns every line that *starts* inside it (the Hadoop
+input-split rule), so splitting loses and duplicates no line.
 """
 
 from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, replace
 
 from stages.io.errors import InputNotFound
+from stages.io.formats import FORMATS, Format, compression_of, format_of, get_format
+from stages.io.formats.files import FILES_PER_SHARD, file_id
+from stages.io.formats.lines import first_lines as _first_lines
 from stages.io.fs import filesystem, to_uri
 
-_FORMATS: dict[str, tuple[str, str | None]] = {
-    # extension -> (format, compression)
-    ".jsonl": ("jsonl", None),
-    ".json": ("jsonl", None),
-    ".ndjson": ("jsonl", None),
-    ".jsonl.gz": ("jsonl", "gzip"),
-    ".json.gz": ("jsonl", "gzip"),
-    ".ndjson.gz": ("jsonl", "gzip"),
-    ".jsonl.zst": ("jsonl", "zstd"),
-    ".json.zst": ("jsonl", "zstd"),
-    ".ndjson.zst": ("jsonl", "zstd"),
-    ".parquet": ("parquet", None),
-}
 _GLOB_CHARS = "*?["
-_COUNT_BLOCK = 16 << 20
+
+__all__ = ["Shard", "detect_format", "plan_shards"]
 
 
 def detect_format(uri: str) -> tuple[str, str | None] | None:
-    """`(format, compression)` from the file name, or None when the extension is unknown."""
-    name = uri.rsplit("/", 1)[-1].lower()
-    for ext in sorted(_FORMATS, key=len, reverse=True):
-        if name.endswith(ext):
-            return _FORMATS[ext]
-    return None
+    """`(format, compression)` from the file name, or None when no format claims its
+    extension. Formats read only on request (`files`, `manifest`) are never detected."""
+    name = uri.rsplit("/", 1)[-1]
+    found = format_of(name)
+    return (found, compression_of(name)) if found else None
 
 
 @dataclass(frozen=True)
 class Shard:
     """One unit of reading work.
 
-    `start`/`end` is a byte range of a plain JSONL file (`end=None`: to the end of the
-    file); compressed and Parquet files are read whole. `first_line` is the 1-based line
-    number of the first line owned by the range (None: the reader counts it).
+    - `uri`: the input file; for a group of media files (`members` not empty), the folder
+      the members' paths are relative to ("" when the inputs share no folder and members
+      are full URIs).
+    - `file_index`: the position of the (first) file among all input files, sorted.
+    - `part`, `start`/`end`: a byte range of a plain line-based file (`end=None`: to the
+      end of the file); other files are read whole. `first_line` is the 1-based number of
+      the first line owned by the range (None: the reader counts it).
+    - `format`: a name in `stages.io.formats.FORMATS`.
+    - `members`: the files of a `files` shard, relative to `uri`; `uris` lists them whole.
+    - `number`: the position of the shard in its plan (writers name WebDataset tars by it).
     """
 
     uri: str
@@ -55,8 +52,17 @@ class Shard:
     part: int = 0
     start: int = 0
     end: int | None = None
-    format: Literal["jsonl", "parquet"] = "jsonl"
+    format: str = "jsonl"
     first_line: int | None = 1
+    members: tuple[str, ...] = ()
+    number: int = 0
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            known = ", ".join(FORMATS)
+            raise ValueError(f"{self.uri}: unknown format {self.format!r} (known: {known})")
+        if not isinstance(self.members, tuple):
+            object.__setattr__(self, "members", tuple(self.members))
 
     @property
     def key(self) -> str:
@@ -65,8 +71,15 @@ class Shard:
 
     @property
     def compression(self) -> str | None:
-        found = detect_format(self.uri)
-        return found[1] if found else None
+        return compression_of(self.uri)
+
+    @property
+    def uris(self) -> tuple[str, ...]:
+        """Every input file the shard reads: its members' URIs, or its own URI."""
+        if not self.members:
+            return (self.uri,)
+        base = self.uri.rstrip("/") + "/" if self.uri else ""
+        return tuple(base + m for m in self.members)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,9 +89,160 @@ class Shard:
         return cls(**d)
 
 
-def _list_input(item: str, storage_options: dict | None) -> list[tuple[str, int | None]]:
-    """Files named by one input: (uri, size or None). Raises InputNotFound when none."""
+def plan_shards(
+    inputs: str | list[str],
+    shard_size_mb: float = 32,
+    storage_options: dict | None = None,
+    format: str | None = None,
+) -> list[Shard]:
+    """Sorted, deterministic shards for `inputs` (files, directories, globs; local or s3).
+
+    `format` reads every input file as that format (`"manifest"` for NeMo manifests,
+    `"files"` for a folder of media; a folder or glob then picks the files with the
+    format's extensions); None detects it from each file's extension.
+
+    A directory written by this project (it holds `_manifest.json` or a `_latest` pointer)
+    expands to the files its manifest lists, and only those. Plain line-based files larger
+    than `shard_size_mb` are split into byte ranges; planning such a file reads it once to
+    number its lines, so line numbers and generated ids do not depend on the shard size.
+    Media files are grouped into shards of up to `shard_size_mb` and `FILES_PER_SHARD`.
+    When the format is detected, `X.parquet` beside `X.tar` is the tar's metadata (as
+    img2dataset and our WebDataset writer lay them out): only the tar is read.
+    """
+    forced = type(get_format(format)) if format is not None else None
+    items = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not items:
+        raise InputNotFound("no input given")
+    sizes: dict[str, int | None] = {}
+    roots: list[str] = []
+    for item in items:
+        root, files = _list_input(item, storage_options, forced)
+        roots.append(root)
+        for uri, size in files:
+            sizes.setdefault(uri, size)
+    if forced is None:
+        _drop_tar_metadata(sizes)
+    shard_bytes = max(1, int(shard_size_mb * (1 << 20)))
+    uris = sorted(sizes)
+    if forced is not None and forced.groups_files:
+        shards = _group_files(uris, sizes, _common_root(roots), shard_bytes, storage_options)
+    else:
+        plans = [(i, uri, forced or FORMATS[detect_format(uri)[0]]) for i, uri in enumerate(uris)]
+
+        def plan_file(entry: tuple[int, str, type[Format]]) -> list[Shard]:
+            index, uri, fmt = entry
+            if not fmt.splittable or compression_of(uri) is not None:
+                return [Shard(uri=uri, file_index=index, format=fmt.name)]
+            size = sizes[uri]
+            if size is None:
+                fs, path = filesystem(uri, storage_options)
+                size = fs.size(path)
+            if size <= shard_bytes:
+                return [Shard(uri=uri, file_index=index, format=fmt.name)]
+            parts = math.ceil(size / shard_bytes)
+            bounds = [size * k // parts for k in range(parts + 1)]
+            starts = _first_lines(uri, bounds[1:-1], storage_options)
+            return [
+                Shard(
+                    uri=uri,
+                    file_index=index,
+                    part=k,
+                    start=bounds[k],
+                    end=bounds[k + 1],
+                    format=fmt.name,
+                    first_line=1 if k == 0 else starts[k - 1],
+                )
+                for k in range(parts)
+            ]
+
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(plans)))) as pool:
+            shards = [shard for found in pool.map(plan_file, plans) for shard in found]
+    return [replace(shard, number=n) for n, shard in enumerate(shards)]
+
+
+def _drop_tar_metadata(sizes: dict[str, int | None]) -> None:
+    tars = {uri[: -len(".tar")] for uri in sizes if uri.endswith(".tar")}
+    for uri in [u for u in sizes if u.endswith(".parquet") and u[: -len(".parquet")] in tars]:
+        del sizes[uri]
+
+
+def _group_files(
+    uris: list[str],
+    sizes: dict[str, int | None],
+    root: str,
+    shard_bytes: int,
+    storage_options: dict | None,
+) -> list[Shard]:
+    """Consecutive files in shards of at most `shard_bytes` (a larger file alone) and
+    `FILES_PER_SHARD` files; refuses two files that would get the same id."""
+    unknown = [u for u in uris if sizes[u] is None]
+    if unknown:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = pool.map(lambda u: _size(u, storage_options), unknown)
+            sizes.update(zip(unknown, found, strict=True))
+    prefix = root.rstrip("/") + "/" if root else ""
+    members = [uri[len(prefix) :] for uri in uris]
+    ids: dict[str, str] = {}
+    for uri, member in zip(uris, members, strict=True):
+        other = ids.setdefault(file_id(member), uri)
+        if other != uri:
+            raise ValueError(
+                f"{other} and {uri}: both would get the id {file_id(member)!r} (a file's id is"
+                " its path without extension); rename one or read them separately"
+            )
+    shards: list[Shard] = []
+    first, total = 0, 0
+    for i, uri in enumerate(uris):
+        size = sizes[uri] or 0
+        if i > first and (total + size > shard_bytes or i - first >= FILES_PER_SHARD):
+            shards.append(_files_shard(root, members, first, i))
+            first, total = i, 0
+        total += size
+    if uris:
+        shards.append(_files_shard(root, members, first, len(uris)))
+    return shards
+
+
+def _files_shard(root: str, members: list[str], first: int, end: int) -> Shard:
+    return Shard(uri=root, file_index=first, format="files", members=tuple(members[first:end]))
+
+
+def _size(uri: str, storage_options: dict | None) -> int:
+    fs, path = filesystem(uri, storage_options)
+    return fs.size(path)
+
+
+def _common_root(roots: list[str]) -> str:
+    """The deepest folder holding every root ("" when they share none, e.g. two buckets)."""
+    split = []
+    for root in roots:
+        protocol, _, path = root.rpartition("://")
+        split.append((protocol, path.rstrip("/").split("/")))
+    if len({protocol for protocol, _ in split}) > 1:
+        return ""
+    protocol = split[0][0]
+    common = split[0][1]
+    for _, parts in split[1:]:
+        n = 0
+        while n < min(len(common), len(parts)) and common[n] == parts[n]:
+            n += 1
+        common = common[:n]
+    if protocol:
+        return f"{protocol}://{'/'.join(common)}" if common and common[0] else ""
+    if not common:
+        return ""
+    return "/".join(common) or "/"
+
+
+def _list_input(
+    item: str, storage_options: dict | None, forced: type[Format] | None
+) -> tuple[str, list[tuple[str, int | None]]]:
+    """The folder of one input and the files it names: (uri, size or None). Raises
+    InputNotFound when none."""
     from stages.io.commit import MANIFEST, SHARDS_DIR, dataset_files, is_dataset
+
+    def wanted(path: str) -> bool:
+        return forced.claims(path) if forced is not None else detect_format(path) is not None
 
     fs, path = filesystem(item, storage_options)
     if any(c in path for c in _GLOB_CHARS):
@@ -88,16 +252,17 @@ def _list_input(item: str, storage_options: dict | None) -> list[tuple[str, int 
         files = [
             (to_uri(fs, p), info.get("size"))
             for p, info in sorted(found.items())
-            if info.get("type") != "directory" and detect_format(p) and not _hidden(p[len(base) :])
+            if info.get("type") != "directory" and wanted(p) and not _hidden(p[len(base) :])
         ]
         if not files:
             raise InputNotFound(f"{item}: no input file matches this pattern")
-        return files
+        return to_uri(fs, base or "/"), files
     if not fs.exists(path):
         raise InputNotFound(f"{item}: no such file or directory")
     if fs.isdir(path):
+        root = to_uri(fs, path.rstrip("/") or "/")
         if is_dataset(item, storage_options):
-            return [(uri, None) for uri in dataset_files(item, storage_options)]
+            return root, [(uri, None) for uri in dataset_files(item, storage_options)]
         if fs.exists(f"{path.rstrip('/')}/{SHARDS_DIR}"):
             raise InputNotFound(
                 f"{item}: an uncommitted dataset version (shard markers but no {MANIFEST})"
@@ -106,97 +271,24 @@ def _list_input(item: str, storage_options: dict | None) -> list[tuple[str, int 
         files = [
             (to_uri(fs, p), info.get("size"))
             for p, info in sorted(found.items())
-            if detect_format(p) and not _hidden(p[len(path) :]) and not p.endswith(MANIFEST)
+            if wanted(p) and not _hidden(p[len(path) :]) and not p.endswith(MANIFEST)
         ]
         if not files:
-            raise InputNotFound(f"{item}: directory holds no .jsonl/.json(.gz/.zst)/.parquet file")
-        return files
-    if detect_format(path) is None:
-        raise ValueError(
-            f"{item}: unknown input format (expected .jsonl, .json, .jsonl.gz, .jsonl.zst, "
-            ".json.gz, .json.zst or .parquet)"
-        )
-    return [(to_uri(fs, path), None)]
+            raise InputNotFound(f"{item}: directory holds no {_expected(forced)} file")
+        return root, files
+    if forced is None and detect_format(path) is None:
+        raise ValueError(f"{item}: unknown input format (expected {_expected(None)})")
+    return to_uri(fs, path.rsplit("/", 1)[0] or "/"), [(to_uri(fs, path), None)]
+
+
+def _expected(forced: type[Format] | None) -> str:
+    """The extensions a listing looks for, for error messages."""
+    if forced is not None:
+        return f"{forced.name} ({', '.join(forced.extensions)})"
+    exts = [e for cls in FORMATS.values() if cls.detected for e in cls.extensions]
+    return ", ".join(exts) + "; pass format='files' for media files"
 
 
 def _hidden(relative: str) -> bool:
     """Names starting with `_` or `.` (markers, temporaries) are never inputs."""
     return any(part.startswith(("_", ".")) for part in relative.split("/") if part)
-
-
-def plan_shards(
-    inputs: str | list[str],
-    shard_size_mb: float = 64,
-    storage_options: dict | None = None,
-) -> list[Shard]:
-    """Sorted, deterministic shards for `inputs` (files, directories, globs; local or s3).
-
-    A directory written by this project (it holds `_manifest.json` or a `_latest` pointer)
-    expands to the files its manifest lists, and only those. Plain JSONL files larger than
-    `shard_size_mb` are split into byte ranges; planning such a file reads it once to number
-    its lines, so line numbers and generated ids do not depend on the shard size.
-    """
-    items = [inputs] if isinstance(inputs, str) else list(inputs)
-    if not items:
-        raise InputNotFound("no input given")
-    sizes: dict[str, int | None] = {}
-    for item in items:
-        for uri, size in _list_input(item, storage_options):
-            sizes.setdefault(uri, size)
-    shard_bytes = max(1, int(shard_size_mb * (1 << 20)))
-    plans = []
-    for index, uri in enumerate(sorted(sizes)):
-        fmt, compression = detect_format(uri)
-        plans.append((index, uri, fmt, compression))
-
-    def plan_file(entry: tuple[int, str, str, str | None]) -> list[Shard]:
-        index, uri, fmt, compression = entry
-        if fmt != "jsonl" or compression is not None:
-            return [Shard(uri=uri, file_index=index, format=fmt)]
-        size = sizes[uri]
-        if size is None:
-            fs, path = filesystem(uri, storage_options)
-            size = fs.size(path)
-        if size <= shard_bytes:
-            return [Shard(uri=uri, file_index=index, format=fmt)]
-        parts = math.ceil(size / shard_bytes)
-        bounds = [size * k // parts for k in range(parts + 1)]
-        first_lines = _first_lines(uri, bounds[1:-1], storage_options)
-        return [
-            Shard(
-                uri=uri,
-                file_index=index,
-                part=k,
-                start=bounds[k],
-                end=bounds[k + 1],
-                format=fmt,
-                first_line=1 if k == 0 else first_lines[k - 1],
-            )
-            for k in range(parts)
-        ]
-
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(plans)))) as pool:
-        return [shard for shards in pool.map(plan_file, plans) for shard in shards]
-
-
-def _first_lines(uri: str, starts: list[int], storage_options: dict | None) -> list[int]:
-    """For each range start `s > 0`, the number of the first line starting at or after `s`.
-
-    That line follows the first newline at or after byte `s - 1`, so its number is the count
-    of newlines in `[0, s - 1)` plus 2.
-    """
-    fs, path = filesystem(uri, storage_options)
-    out: list[int] = []
-    newlines = 0
-    pos = 0
-    with fs.open(path, "rb") as f:
-        for s in starts:
-            target = s - 1
-            while pos < target:
-                chunk = f.read(min(_COUNT_BLOCK, target - pos))
-                if not chunk:
-                    break
-                newlines += chunk.count(b"\n")
-                pos += len(chunk)
-            out.append(newlines + 2)
-    return out

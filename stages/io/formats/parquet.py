@@ -1,0 +1,91 @@
+"""Parquet: one row per row, streamed in record batches, projected columns only.
+
+Rows: `id`, `text` (unless `text_field=None`), `source`, `_order` (`file_index << 32 |
+row number`), then the other columns as stored (bytes stay bytes). Rows with a null text
+or required field are quarantined by row number; an unreadable or empty file, or one
+without the text column, is one file-level record (line 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from stages.io.formats.base import Format, one_required_field
+from stages.io.fs import filesystem
+from stages.io.rows import ReadResult, assemble
+
+_ROWS_PER_BATCH = 65536
+
+
+class ParquetFormat(Format):
+    name = "parquet"
+    extensions = (".parquet",)
+
+    def read(self, shard, reader) -> Iterator[ReadResult]:
+        one_required_field(shard, reader)
+        uri = shard.uri
+        fs, path = filesystem(uri, reader.storage_options)
+        with fs.open(path, "rb") as f:
+            try:
+                pf = pq.ParquetFile(f)
+            except (pa.ArrowInvalid, EOFError, OSError) as err:
+                if fs.size(path) == 0:
+                    yield reader.bad_only(uri, 0, f"{uri}: line 0: empty file", None)
+                else:
+                    reason = f"{uri}: line 0: unreadable Parquet file: {err}"
+                    yield reader.bad_only(uri, 0, reason, None)
+                return
+            names = pf.schema_arrow.names
+            text_field, required = reader.text_field, reader.required_field
+            checks = []  # (field, why a null there is bad), in the order they are reported
+            if text_field is not None:
+                checks.append((text_field, f"field {text_field!r} is null, expected a string"))
+            if required is not None and required != text_field:
+                checks.append((required, f"field {required!r} is null"))
+            for field, _ in checks:
+                if field not in names:
+                    yield reader.bad_only(uri, 0, f"{uri}: line 0: missing column {field!r}", None)
+                    return
+            wanted = reader.columns if reader.columns is not None else names
+            extras = [c for c in wanted if c not in (text_field, reader.id_field)]
+            read = [text_field] if text_field is not None else []
+            read += [c for c in [reader.id_field, *extras] if c in names]
+            read = list(dict.fromkeys(read))
+            if text_field is not None:
+                text_type = pf.schema_arrow.field(text_field).type
+                if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+                    why = f"column {text_field!r} is {text_type}, expected strings"
+                    yield reader.bad_only(uri, 0, f"{uri}: line 0: {why}", None)
+                    return
+            offset = 0
+            for batch in pf.iter_batches(batch_size=_ROWS_PER_BATCH, columns=read):
+                numbers = pa.array(range(offset + 1, offset + 1 + batch.num_rows), pa.int64())
+                offset += batch.num_rows
+                table = pa.Table.from_batches([batch])
+                reasons: dict[int, str] = {}
+                valid = None
+                for field, why in checks:
+                    ok = pc.is_valid(table.column(field))
+                    for n in pc.filter(numbers, pc.invert(ok)).to_pylist():
+                        reasons.setdefault(n, why)
+                    valid = ok if valid is None else pc.and_(valid, ok)
+                bad = [(n, why, None) for n, why in sorted(reasons.items())]
+                if bad:
+                    table = table.filter(valid)
+                    numbers = pc.filter(numbers, valid)
+                quarantine = reader.line_quarantine(uri, bad)
+                text = (
+                    table.column(text_field).cast(pa.string()) if text_field is not None else None
+                )
+                ids = (
+                    table.column(reader.id_field) if reader.id_field in table.column_names else None
+                )
+                columns = {
+                    c: (table.column(c) if c in table.column_names else pa.nulls(table.num_rows))
+                    for c in extras
+                }
+                yield ReadResult(assemble(shard, text, ids, numbers, columns), quarantine)
