@@ -29,7 +29,11 @@ samples come in key order (Ray Data's `read_webdataset` rejects or splits sample
   unchanged, as `KEY.<column name>`;
 - the first string column of `txt`, `caption`, `text`: `KEY.txt` (UTF-8);
 - every other column (`id`, `source`, scalars, lists, structs): `KEY.json`, one object.
-  It is always written, so every row is a sample.
+  It is always written, so every row is a sample. A string column `json` holding a JSON
+  object (the WebDataset reader's column of the input's `KEY.json`) is merged into it
+  field by field, a column of the same name winning, so a read-write round trip keeps
+  `KEY.json` flat (a null one is left out; any other value is written as the field
+  `json`). The sibling Parquet keeps the column as it is.
 
 A null media or text value leaves its member out. Columns starting with `_` are never
 written; an input column `key` is replaced by the sample key. Tar headers are fixed (mtime
@@ -180,6 +184,7 @@ class _Layout:
     json: tuple[str, ...]
     metadata_columns: tuple[str, ...]
     extension: str | None
+    merged_json: bool = False  # a string column `json`, merged into KEY.json
 
     @classmethod
     def of(cls, table: pa.Table, shard_key: str) -> _Layout:
@@ -206,13 +211,16 @@ class _Layout:
                     json.append(name)
         named = any(n in NAMED_MEDIA for n in media)
         extension = "extension" if named and _is_string(types.get("extension", pa.null())) else None
-        return cls(tuple(media), text, tuple(json), tuple(metadata), extension)
+        merged = "json" in json and _is_string(types["json"])
+        return cls(tuple(media), text, tuple(json), tuple(metadata), extension, merged)
 
     def members(self, rows: pa.Table, keys: list[str], shard_key: str) -> list[tuple[str, bytes]]:
         media = {name: rows.column(name).to_pylist() for name in self.media}
         texts = rows.column(self.text).to_pylist() if self.text else None
         extensions = rows.column(self.extension).to_pylist() if self.extension else None
         objects = rows.select(list(self.json)).to_pylist() if self.json else [{}] * rows.num_rows
+        if self.merged_json:
+            objects = [_merged(obj) for obj in objects]
         ids = rows.column("id").to_pylist() if "id" in rows.column_names else None
         out = []
         for i, key in enumerate(keys):
@@ -251,6 +259,20 @@ class _Layout:
         """The sibling Parquet's rows: `key`, then the non-binary columns."""
         key = pa.array(keys, pa.string())
         return rows.select(list(self.metadata_columns)).add_column(0, "key", key)
+
+
+def _merged(obj: dict) -> dict:
+    """`obj` with the JSON object in its `json` string merged in, field by field (`obj`'s
+    own fields win); a null `json` is left out, any other value kept as the field."""
+    text = obj["json"]
+    fields = {k: v for k, v in obj.items() if k != "json"}
+    if text is None:
+        return fields
+    try:
+        inner = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return obj
+    return {**inner, **fields} if isinstance(inner, dict) else obj
 
 
 def _extension_of(data: bytes, given: str | None, column: str) -> str:
