@@ -38,16 +38,16 @@ def set_progress_hook(hook: ProgressHook | None) -> None:
 def describe_inputs(shards: list[Shard], options: dict) -> list[dict]:
     """Each input file once, with its size (so a changed input makes a new version)."""
     described: dict[str, dict] = {}
-    for shard in shards:
-        if shard.uri in described:
+    for uri in (u for shard in shards for u in shard.uris):  # a file collection has many
+        if uri in described:
             continue
-        fs, path = filesystem(shard.uri, options)
+        fs, path = filesystem(uri, options)
         info = fs.info(path)
-        entry = {"uri": shard.uri, "size": int(info.get("size") or 0)}
+        entry = {"uri": uri, "size": int(info.get("size") or 0)}
         etag = info.get("ETag") or info.get("mtime")
         if etag is not None:
             entry["etag"] = str(etag)
-        described[shard.uri] = entry
+        described[uri] = entry
     return list(described.values())
 
 

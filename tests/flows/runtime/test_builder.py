@@ -148,8 +148,10 @@ def test_a_declared_flow_is_a_deployment_with_its_schedule_and_defaults(toy_regi
     deployment = deploy.to_deployment(spec)
     assert deployment.parameters == {"params": {"suffix": "?"}}
     assert deployment.schedules[0].schedule.cron == "0 3 * * *"
-    schema = deployment.parameter_openapi_schema
-    assert "suffix" in json.dumps(schema)  # the UI form comes from the model
+    from prefect.utilities.callables import parameter_schema
+
+    schema = parameter_schema(spec.load_flow()).model_dump()
+    assert "min_length" in json.dumps(schema["definitions"])  # the UI form is the model
     assert deploy.prefect_yaml([spec])["deployments"][0]["entrypoint"].endswith(":curate_toy")
 
 

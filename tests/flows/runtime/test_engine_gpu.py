@@ -140,3 +140,76 @@ def test_gpu_stages_first_and_last_run_without_reading_or_writing():
         assert [json.loads(v) for v in r["caption_gpus"]] == [["0"]]
         assert r["read_gpus"] == r["tag_gpus"] == ["[]"]
         assert r["sink_gpus"] == "[]"
+
+
+# A declared flow whose first stage asks for half a GPU, run without Prefect on a local
+# cluster with one (fake) GPU; prints the output manifest's path.
+_FLOW = """
+import json, sys
+from pathlib import Path
+
+import pyarrow as pa
+import ray
+
+from flows.runtime.builder import FlowSpec, build_flow, run_flow
+from flows.runtime.params import FlowParams
+from stages.base import Resources, Stage
+from stages.io.read import ShardReader
+
+
+class Embed(Stage):
+    resources = Resources(gpus=0.5)
+
+    def setup(self):
+        self.model = "loaded"
+
+    def process(self, batch):
+        gpus = json.dumps([str(i) for i in ray.get_gpu_ids()])
+        return batch.append_column("embed_gpus", pa.array([gpus] * batch.num_rows))
+
+
+SPEC = FlowSpec(
+    key="gpu-first",
+    params=FlowParams,
+    description="A GPU stage first.",
+    reader=lambda p: ShardReader(),
+    stages=lambda p: [Embed()],
+)
+build_flow(SPEC, __name__, register_flow=False)
+
+ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
+         object_store_memory=256 << 20, _temp_dir=sys.argv[1], log_to_driver=False,
+         configure_logging=False)
+folder = Path(sys.argv[2])
+for f in range(3):
+    (folder / f"in-{f}.jsonl").write_text(json.dumps({"id": str(f), "text": "x"}) + "\\n")
+summary = run_flow(SPEC, FlowParams(input=str(folder), output=str(folder / "out")))
+print(summary["manifest"])
+"""
+
+
+def test_a_flow_with_a_gpu_stage_first_records_cpu_read_and_write_in_its_manifest(tmp_path):
+    import pyarrow.parquet as pq
+
+    from stages.io.commit import dataset_files
+
+    ray_dir = tempfile.mkdtemp(prefix="ray-gpu-")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", _FLOW, ray_dir, str(tmp_path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    manifest = json.loads(Path(run.stdout.strip().splitlines()[-1]).read_text())
+    layout = [(op["stages"], op["gpus"]) for op in manifest["extra"]["operators"]]
+    assert layout == [(["read"], 0.0), (["Embed"], 0.5), (["write"], 0.0)]
+    table = pq.read_table(dataset_files(str(tmp_path / "out"))[0])
+    assert table["embed_gpus"].to_pylist() == ['["0"]']  # the stage ran on the GPU
