@@ -203,9 +203,9 @@ def check_columns(params: DedupParams, shards: list[Shard]) -> None:
 
 
 DEDUP = FlowSpec(
-    key="dedup",
-    params=DedupParams,
-    description="Remove exact or near-duplicates from any dataset.",
+    "dedup",
+    DedupParams,
+    "Remove exact or near-duplicates from any dataset.",
     reader=reader,
     dedup=dedup_step,
     check=check_columns,

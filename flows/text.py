@@ -100,9 +100,9 @@ def reader(params: TextParams) -> ShardReader:
 
 
 TEXT = FlowSpec(
-    key="text",
-    params=TextParams,
-    description="Curate a text corpus: clean, filter, dedup.",
+    "text",
+    TextParams,
+    "Curate a text corpus: clean, filter, dedup.",
     reader=reader,
     stages=build_stages,
     dedup=dedup_step,

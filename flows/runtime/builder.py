@@ -557,9 +557,11 @@ def unregister(key: str) -> None:
 
 
 def registered() -> dict[str, tuple[FlowSpec, str]]:
-    """Every declared flow: key -> (spec, module). The built-in flows are imported first."""
+    """Every declared flow: key -> (spec, module), the built-in flows first, in order."""
     import importlib
 
     for module in BUILTIN:
         importlib.import_module(module)
-    return dict(_REGISTRY)
+    rank = {module: i for i, module in enumerate(BUILTIN)}
+    ordered = sorted(_REGISTRY.items(), key=lambda item: rank.get(item[1][1], len(rank)))
+    return dict(ordered)

@@ -65,7 +65,9 @@ def test_fuzzy_dedup_on_s3_matches_the_in_memory_pipeline(
     rows = _rows()
     source = _upload(fs, s3_bucket, rows)
     out = f"s3://{s3_bucket}/fuzzy"
-    params = DedupParams(input=source, output=out, method="fuzzy", partitions=4, verify=verify)
+    params = DedupParams(
+        input=source, output=out, method="fuzzy", preset="nemo", partitions=4, verify=verify
+    )
     summary = curate_dedup(params)
 
     table = pa.table({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]})
@@ -141,6 +143,7 @@ def test_keep_policy_longest_or_highest_score(tmp_path, prefect_harness, ray_clu
                 method=method,
                 keep=keep,
                 score_column=score_column,
+                preset="nemo",  # 24-character shingles: one added sentence stays a duplicate
                 verify="none",
             )
         )
