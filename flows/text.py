@@ -76,7 +76,8 @@ def build_stages(params: TextParams) -> list[Stage]:
 
 def dedup_step(params: TextParams) -> Dedup | None:
     """Exact: identical cleaned text. Fuzzy: the measured best setting (normalised word
-    5-grams, 20x7 bands, MinHash-estimate check, centers). Semantic: MiniLM, eps 0.01."""
+    5-grams, 20x7 bands, each candidate pair checked by the true Jaccard of the cleaned
+    texts, centers). Semantic: MiniLM, eps 0.01."""
     if params.dedup == "none":
         return None
     if params.dedup == "fuzzy":
@@ -84,7 +85,7 @@ def dedup_step(params: TextParams) -> Dedup | None:
             "fuzzy",
             partitions=params.partitions,
             minhash=MinHashConfig.high_recall(),
-            verify="estimate",
+            verify="exact",
             clustering="centers",
         )
     return Dedup(params.dedup, partitions=params.partitions, eps=0.01)

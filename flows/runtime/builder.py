@@ -42,7 +42,7 @@ from flows.runtime.passes import (
 from flows.steps.dedup import SIDECAR_COLUMNS, Dedup, audit_table, write_by_partition
 from stages.base import Stage
 from stages.io.commit import VersionWriter, read_manifest
-from stages.io.fs import filesystem
+from stages.io.fs import filesystem, read_parquet
 from stages.io.read import ShardReader, empty_quarantine
 from stages.io.shards import Shard, plan_shards
 from stages.io.write import write_parquet
@@ -223,25 +223,13 @@ class DedupSink:
         return result
 
 
-def _read_staged(uri: str, options: dict) -> pa.Table:
-    import pyarrow.parquet as pq
-
-    fs, path = filesystem(uri, options)
-    with fs.open(path, "rb") as f:
-        return pq.read_table(f)
-
-
-def _staged(plan: Plan) -> dict[str, dict]:
-    options = storage.storage_options()
-    return VersionWriter(plan.work, STAGED, storage_options=options).done_shards()
-
-
-def _staged_files(plan: Plan, kind: str) -> dict[str, str]:
-    """Shard key -> URI of its `kind` file ("docs", "keys" or "rows")."""
+def _staged_files(staged: dict[str, dict], plan: Plan, kind: str) -> dict[str, str]:
+    """Shard key -> URI of its `kind` file ("docs", "keys" or "rows"), from the markers of
+    the process pass (`staged`)."""
     root = storage.join(plan.work, STAGED)
     return {
         key: storage.join(root, f["path"])
-        for key, marker in _staged(plan).items()
+        for key, marker in staged.items()
         for f in marker["files"]
         if f["path"].startswith(kind + "-")
     }
@@ -250,10 +238,11 @@ def _staged_files(plan: Plan, kind: str) -> dict[str, str]:
 def find_duplicates(spec: FlowSpec, params: FlowParams, plan: Plan):
     """The global dedup step: (removed rows with `_order`, the step's metrics)."""
     dedup = spec.dedup(params)
-    sidecars = {kind: _staged_files(plan, kind) for kind in ("docs", "keys")}
-    rows_in = sum(m["stats"]["rows_written"] for m in _staged(plan).values())
-    rows = _staged_files(plan, "rows")
     options = storage.storage_options()
+    staged = VersionWriter(plan.work, STAGED, storage_options=options).done_shards()
+    sidecars = {kind: _staged_files(staged, plan, kind) for kind in ("docs", "keys")}
+    rows_in = sum(m["stats"]["rows_written"] for m in staged.values())
+    rows = _staged_files(staged, plan, "rows")
     if rows:
         texts_of = _StagedTexts(list(rows.values()), dedup.column, options)
     else:
@@ -270,11 +259,9 @@ class _StagedTexts:
     def __call__(self, orders: pa.Array) -> dict[int, str]:
         texts: dict[int, str] = {}
         for uri in self.uris:
-            table = _read_staged(uri, self.options).select(["_order", self.column])
+            table = read_parquet(uri, self.options, columns=["_order", self.column])
             table = table.filter(pc.is_in(table.column("_order"), value_set=orders))
-            texts.update(
-                zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True)
-            )
+            texts.update(_pairs(table))
         return texts
 
 
@@ -292,13 +279,12 @@ class _InputTexts:
                 continue
             table = self.reader.read(shard).table.select(["_order", self.column])
             table = table.filter(pc.is_in(table.column("_order"), value_set=orders))
-            texts.update(
-                zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True)
-            )
+            texts.update(_pairs(table))
         return texts
 
 
 def _pairs(table: pa.Table):
+    """(`_order`, text) of a two-column table."""
     return zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True)
 
 
@@ -307,22 +293,22 @@ def write_pass(spec: FlowSpec, params: FlowParams, plan: Plan, removed: pa.Table
     the input read again when no stage changed it), written and committed."""
     options = storage.storage_options()
     drop = pa.array(removed.column("_order").to_numpy(), pa.int64())
-    staged = _staged(plan)
+    staged = VersionWriter(plan.work, STAGED, storage_options=options).done_shards()
     root = storage.join(plan.work, STAGED)
-    restaged = bool(_staged_files(plan, "rows"))
+    restaged = bool(_staged_files(staged, plan, "rows"))
     reader = spec.reader(params)
 
     def read(shard: Shard) -> tuple[pa.Table, pa.Table]:
         marker = staged[shard.key]
         if restaged:
             parts = [
-                _read_staged(storage.join(root, f["path"]), options)
+                read_parquet(storage.join(root, f["path"]), options)
                 for f in marker["files"]
                 if f["path"].startswith("rows-")
             ]
             table = pa.concat_tables(parts)
             quarantine = [
-                _read_staged(storage.join(root, f["path"]), options)
+                read_parquet(storage.join(root, f["path"]), options)
                 for f in marker.get("quarantine", [])
             ]
             quarantine = pa.concat_tables(quarantine) if quarantine else empty_quarantine()

@@ -29,7 +29,7 @@ from flows.runtime.engine import StageMetrics
 from flows.runtime.storage import join, storage_options
 from stages.base import Stage
 from stages.dedup.minhash import MinHashConfig
-from stages.io.fs import filesystem, write_bytes_atomic
+from stages.io.fs import filesystem, read_parquet, write_bytes_atomic
 
 DedupMethod = Literal["exact", "fuzzy", "semantic"]
 EMBEDDING = "_embedding"
@@ -235,12 +235,6 @@ def _rows(uri: str, options) -> int:
         return pq.ParquetFile(f).metadata.num_rows
 
 
-def _read_all(uri: str, options, columns: list[str] | None = None) -> pa.Table:
-    fs, path = filesystem(uri, options)
-    with fs.open(path, "rb") as f:
-        return pq.read_table(f, columns=columns)
-
-
 # --------------------------------------------------------------------------- exact
 
 
@@ -365,7 +359,7 @@ def _similarity(step: Dedup, docs, src, dst, texts_of: TextsOf, options) -> np.n
 def docs_rows(docs: dict[str, str], orders: pa.Array | None, columns, options) -> pa.Table:
     tables = []
     for uri in docs.values():
-        t = _read_all(uri, options, columns)
+        t = read_parquet(uri, options, columns)
         if orders is not None:
             t = t.filter(pc.is_in(t.column("_order"), value_set=orders))
         tables.append(t)
@@ -404,7 +398,7 @@ def _semantic(step: Dedup, keys: list[str], docs, options) -> tuple[pa.Table, li
 
         parts = []
         for uri in keys:
-            table = _read_all(uri, options)
+            table = read_parquet(uri, options)
             chosen = sample_mask(table.column("_order").to_numpy(), fraction, step.seed)
             parts.append(embedding_matrix(table.column(EMBEDDING).filter(pa.array(chosen))))
         sample = np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
@@ -421,7 +415,7 @@ def _semantic(step: Dedup, keys: list[str], docs, options) -> tuple[pa.Table, li
         from stages.dedup.embed import embedding_matrix
         from stages.dedup.semantic import assign_clusters
 
-        table = _read_all(uri, options)
+        table = read_parquet(uri, options)
         cluster, distance = assign_clusters(embedding_matrix(table.column(EMBEDDING)), centroids)
         table = table.append_column("cluster", pa.array(cluster, pa.int32()))
         table = table.append_column("distance", pa.array(distance, pa.float32()))

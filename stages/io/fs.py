@@ -75,6 +75,15 @@ def read_bytes(uri: str, storage_options: dict | None = None) -> bytes:
     return fs.cat_file(path)
 
 
+def read_parquet(uri: str, storage_options: dict | None = None, columns=None):
+    """A whole Parquet file (every column, internal ones too) as a pyarrow Table."""
+    import pyarrow.parquet as pq
+
+    fs, path = filesystem(uri, storage_options)
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f, columns=columns)
+
+
 def exists(uri: str, storage_options: dict | None = None) -> bool:
     fs, path = filesystem(uri, storage_options)
     return fs.exists(path)

@@ -376,7 +376,11 @@ print(json.dumps([OURS[name](**kw).mask(table(*docs))[1].tolist() for name, kw i
 def test_decisions_do_not_depend_on_python_hash_seed():
     outputs = []
     for seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"}
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": seed,
+            "PYTHONPATH": f"{ROOT}:{Path(__file__).parent}:{ROOT / 'tests'}",
+        }
         done = subprocess.run(
             [sys.executable, "-c", DETERMINISM_SCRIPT],
             cwd=ROOT,
