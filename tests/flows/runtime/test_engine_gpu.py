@@ -100,7 +100,9 @@ print(json.dumps({"operators": plan_operators(stages), "results": results}))
 """
 
 
-def test_gpu_stages_first_and_last_run_without_reading_or_writing():
+def _on_fake_gpu(script: str, *args: str) -> str:
+    """Run `script` in a subprocess (it starts its own one-GPU Ray cluster in the folder
+    given as its first argument); returns the last line it printed."""
     # A short folder: Ray's socket paths under it must fit in 107 bytes.
     ray_dir = tempfile.mkdtemp(prefix="ray-gpu-")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
@@ -108,7 +110,7 @@ def test_gpu_stages_first_and_last_run_without_reading_or_writing():
     start = time.perf_counter()
     try:
         run = subprocess.run(
-            [sys.executable, "-c", _PIPELINE, ray_dir],
+            [sys.executable, "-c", script, ray_dir, *args],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -118,8 +120,12 @@ def test_gpu_stages_first_and_last_run_without_reading_or_writing():
     finally:
         shutil.rmtree(ray_dir, ignore_errors=True)
     assert run.returncode == 0, run.stderr[-3000:]
-    print(f"GPU pipeline subprocess: {time.perf_counter() - start:.1f}s")
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"GPU subprocess: {time.perf_counter() - start:.1f}s")
+    return run.stdout.strip().splitlines()[-1]
+
+
+def test_gpu_stages_first_and_last_run_without_reading_or_writing():
+    out = json.loads(_on_fake_gpu(_PIPELINE))
 
     assert [(op["stages"], op["gpus"], op["kind"]) for op in out["operators"]] == [
         (["read"], 0.0, "tasks"),
@@ -193,22 +199,7 @@ def test_a_flow_with_a_gpu_stage_first_records_cpu_read_and_write_in_its_manifes
 
     from stages.io.commit import dataset_files
 
-    ray_dir = tempfile.mkdtemp(prefix="ray-gpu-")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
-    try:
-        run = subprocess.run(
-            [sys.executable, "-c", _FLOW, ray_dir, str(tmp_path)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        shutil.rmtree(ray_dir, ignore_errors=True)
-    assert run.returncode == 0, run.stderr[-3000:]
-    manifest = json.loads(Path(run.stdout.strip().splitlines()[-1]).read_text())
+    manifest = json.loads(Path(_on_fake_gpu(_FLOW, str(tmp_path))).read_text())
     layout = [(op["stages"], op["gpus"]) for op in manifest["extra"]["operators"]]
     assert layout == [(["read"], 0.0), (["Embed"], 0.5), (["write"], 0.0)]
     table = pq.read_table(dataset_files(str(tmp_path / "out"))[0])
