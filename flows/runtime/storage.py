@@ -67,7 +67,7 @@ def code_version() -> str:
         version = metadata.version("curate")
     except metadata.PackageNotFoundError:
         version = "0+unknown"
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the repository, in a checkout
     if (root / ".git").exists():
         try:
             sha = subprocess.run(
