@@ -87,3 +87,13 @@ def read_parquet(uri: str, storage_options: dict | None = None, columns=None):
 def exists(uri: str, storage_options: dict | None = None) -> bool:
     fs, path = filesystem(uri, storage_options)
     return fs.exists(path)
+
+
+def dangling_link(uri: str) -> str | None:
+    """The target of `uri` when it is a local symbolic link to nothing, else None."""
+    if "://" in uri and not uri.startswith("file://"):
+        return None
+    path = uri.removeprefix("file://")
+    if os.path.islink(path) and not os.path.exists(path):
+        return os.readlink(path)
+    return None

@@ -23,6 +23,7 @@ from stages.io.quarantine import (
     Record,
     empty_quarantine,
     quarantine_table,
+    with_blank_lines,
 )
 from stages.io.rows import RESERVED, ReadResult, concat_rows, empty_rows
 from stages.io.shards import Shard
@@ -96,11 +97,15 @@ class ShardReader:
         self.inline_media = inline_media
 
     def read(self, shard: Shard) -> ReadResult:
-        """The whole shard as one result."""
+        """The whole shard as one result; its quarantine table carries the blank lines
+        (`stages.io.quarantine.blank_lines`)."""
         parts = list(self.iter_batches(shard))
+        blank = sum(p.blank_lines for p in parts)
+        quarantine = pa.concat_tables([empty_quarantine()] + [p.quarantine for p in parts])
         return ReadResult(
             table=concat_rows([p.table for p in parts], self.text_field is not None),
-            quarantine=pa.concat_tables([empty_quarantine()] + [p.quarantine for p in parts]),
+            quarantine=with_blank_lines(quarantine, blank),
+            blank_lines=blank,
         )
 
     def iter_batches(self, shard: Shard) -> Iterator[ReadResult]:
@@ -115,9 +120,12 @@ class ShardReader:
             raise InputError(records[0][2])
         return quarantine_table(records)
 
-    def line_quarantine(self, uri: str, bad: Sequence[tuple[int, str, bytes | None]]) -> pa.Table:
-        """Quarantine for `(line, why, raw)` of one file: reasons `f"{uri}: line {n}: {why}"`."""
-        return self.quarantine([(uri, n, f"{uri}: line {n}: {why}", raw) for n, why, raw in bad])
+    def line_quarantine(self, uri: str, bad: Sequence[tuple]) -> pa.Table:
+        """Quarantine for `(line, why, raw)` or `(line, why, raw, offset, length)` of one
+        file: reasons `f"{uri}: line {n}: {why}"`."""
+        return self.quarantine(
+            [Record(uri, b[0], f"{uri}: line {b[0]}: {b[1]}", b[2], 1, *b[3:]) for b in bad]
+        )
 
     def bad_only(
         self,
@@ -126,9 +134,13 @@ class ShardReader:
         reason: str,
         raw: bytes | None,
         with_text: bool | None = None,
+        rows: int = 1,
+        offset: int | None = None,
+        length: int | None = None,
     ) -> ReadResult:
-        """No rows and one quarantine record (a file-level problem)."""
-        quarantine = self.quarantine([(uri, line, reason, raw)])
+        """No rows and one quarantine record (a file-level problem) standing for `rows`
+        input rows."""
+        quarantine = self.quarantine([Record(uri, line, reason, raw, rows, offset, length)])
         if with_text is None:
             with_text = self.text_field is not None
         return ReadResult(empty_rows(with_text), quarantine)

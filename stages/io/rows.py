@@ -19,10 +19,12 @@ _STEM_EXTENSIONS = (".jsonl", ".json", ".ndjson", ".parquet")
 
 @dataclass
 class ReadResult:
-    """Rows read from a shard, and one quarantine record per bad input."""
+    """Rows read from a shard, one quarantine record per bad input, and the blank lines
+    skipped (not rows, but counted)."""
 
     table: pa.Table
     quarantine: pa.Table
+    blank_lines: int = 0
 
     @property
     def num_rows(self) -> int:

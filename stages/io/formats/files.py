@@ -12,8 +12,9 @@ a flat folder), `source` (the file URI), `_order` (`file_index << 32 | member nu
 set for every row, so stages can always open a file by URI; the bytes are null for files
 above `max_inline_mb`, so a table never holds a multi-GB video.
 
-A file that is missing, empty, or whose first bytes do not match its extension is
-quarantined (`line` 0, `raw` its first bytes).
+A file that is missing (a dangling symbolic link: named with its target), empty, or whose
+first bytes do not match its extension is quarantined (`line` 0, `raw` its bytes, whole up
+to 1 MB, with `offset` 0 and `length` its size).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 from stages.io.formats.base import Format
 from stages.io.formats.media import AUDIO, IMAGE, VIDEO, kind_of, looks_like
-from stages.io.fs import filesystem
+from stages.io.fs import dangling_link, filesystem
 from stages.io.quarantine import RAW_BYTES, Record
 from stages.io.rows import ReadResult, assemble
 
@@ -50,11 +51,12 @@ class FilesFormat(Format):
         size = 0
         with ThreadPoolExecutor(max_workers=min(_THREADS, len(uris))) as pool:
             loaded = pool.map(lambda u: _load(u, limit, reader.storage_options), uris)
-            for number, (uri, row_id, (data, why)) in enumerate(
+            for number, (uri, row_id, (data, why, size)) in enumerate(
                 zip(uris, ids, loaded, strict=True), start=1
             ):
                 if why is not None:
-                    bad.append((uri, 0, f"{uri}: line 0: {why}", data))
+                    where = (0, size) if data is not None else ()
+                    bad.append(Record(uri, 0, f"{uri}: line 0: {why}", data, 1, *where))
                     continue
                 rows.append((number, row_id, uri, _extension(uri), data))
                 size += len(data or b"")
@@ -64,13 +66,14 @@ class FilesFormat(Format):
         yield ReadResult(_table(shard, rows), reader.quarantine(bad))
 
 
-def _load(uri: str, limit: int, storage_options: dict | None) -> tuple[bytes | None, str | None]:
-    """`(bytes or None, None)` for a good file (None above `limit`); `(raw, why)` if bad."""
+def _load(uri: str, limit: int, storage_options: dict | None):
+    """`(bytes or None, None, size)` for a good file (bytes None above `limit`);
+    `(raw or None, why, size or None)` for a bad one."""
     fs, path = filesystem(uri, storage_options)
     try:
         size = fs.size(path)
         if not size:
-            return None, "empty file"
+            return None, "empty file", 0
         if size > limit:
             with fs.open(path, "rb") as f:
                 data, head = None, f.read(_HEAD)
@@ -78,13 +81,20 @@ def _load(uri: str, limit: int, storage_options: dict | None) -> tuple[bytes | N
             data = fs.cat_file(path)
             head = data[:_HEAD]
     except FileNotFoundError:
-        return None, "no such file"
+        target = dangling_link(uri)
+        if target is not None:
+            return None, f"dangling symbolic link to {target}", None
+        return None, "no such file", None
     except OSError as err:
-        return None, f"unreadable file: {err}"
+        return None, f"unreadable file: {err}", None
     ext = _extension(uri)
     if not looks_like(ext, head):
-        return (data or head)[:RAW_BYTES], f"not a {ext} file (starts with {head[:8].hex(' ')})"
-    return data, None
+        why = f"not a {ext} file (starts with {head[:8].hex(' ')})"
+        if data is None:
+            with fs.open(path, "rb") as f:
+                data = f.read(RAW_BYTES)
+        return data[:RAW_BYTES], why, size
+    return data, None, size
 
 
 def _table(shard, rows: list) -> pa.Table:

@@ -20,6 +20,7 @@ from stages.io.rows import ReadResult, assemble, json_kind, to_arrow
 
 _JSON_BLOCK = 4 << 20
 _MISSING = object()
+_BOM = b"\xef\xbb\xbf"
 
 
 class JsonlFormat(Format):
@@ -32,14 +33,17 @@ class JsonlFormat(Format):
     def read(self, shard, reader) -> Iterator[ReadResult]:
         one_required_field(shard, reader)
         blocks = LineBlocks(shard, reader.storage_options, reader.batch_bytes)
-        for block, first_line in blocks:
-            yield self.parse(block, first_line, shard, reader)
+        for block, first_line, offset in blocks:
+            yield self.parse(block, first_line, shard, reader, offset)
         if blocks.problem is not None:
-            line, why, raw = blocks.problem
-            yield reader.bad_only(shard.uri, line, f"{shard.uri}: line {line}: {why}", raw)
+            line, why, raw, offset = blocks.problem
+            reason = f"{shard.uri}: line {line}: {why}"
+            where = {"offset": offset, "length": len(raw)} if raw is not None else {}
+            yield reader.bad_only(shard.uri, line, reason, raw, **where)
 
-    def parse(self, block: bytes, first_line: int, shard, reader) -> ReadResult:
-        """Rows of a block of whole lines; bad lines go to quarantine."""
+    def parse(self, block: bytes, first_line: int, shard, reader, offset: int = 0) -> ReadResult:
+        """Rows of a block of whole lines starting at byte `offset`; bad lines go to
+        quarantine (with their offset and length), blank lines are counted."""
         lines = split_lines(block)
         fast = self.parse_clean(block, len(lines), first_line, shard, reader)
         if fast is not None:
@@ -49,37 +53,44 @@ class JsonlFormat(Format):
         required = reader.required_field
         objs: list[dict] = []
         numbers: list[int] = []
-        bad: list[tuple[int, str, bytes]] = []
+        bad: list[tuple[int, str, bytes, int, int]] = []
+        blank = 0
         n = first_line
+        pos = offset
         for raw in lines:
+            at, pos = pos, pos + len(raw) + 1
             try:
                 obj = loads(raw)
             except orjson.JSONDecodeError as err:
                 if raw.strip():
-                    bad.append((n, why_unparsable(raw, err), raw))
+                    bad.append((n, why_unparsable(raw, err), raw, at, len(raw)))
+                else:
+                    blank += 1
                 n += 1
                 continue
+            why = None
             if type(obj) is dict:
                 text = obj.get(text_field, _MISSING) if text_field is not None else ""
                 value = obj.get(required, _MISSING) if required is not None else ""
                 if type(text) is not str:
                     if text is _MISSING:
-                        bad.append((n, f"missing field {text_field!r}", raw))
+                        why = f"missing field {text_field!r}"
                     else:
-                        kind = json_kind(text)
-                        bad.append((n, f"field {text_field!r} is {kind}, expected a string", raw))
+                        why = f"field {text_field!r} is {json_kind(text)}, expected a string"
                 elif value is _MISSING:
-                    bad.append((n, f"missing field {required!r}", raw))
+                    why = f"missing field {required!r}"
                 elif value is None:
-                    bad.append((n, f"field {required!r} is null", raw))
+                    why = f"field {required!r} is null"
                 else:
                     objs.append(obj)
                     numbers.append(n)
             else:
-                bad.append((n, f"expected a JSON object, got {json_kind(obj)}", raw))
+                why = f"expected a JSON object, got {json_kind(obj)}"
+            if why is not None:
+                bad.append((n, why, raw, at, len(raw)))
             n += 1
         quarantine = reader.line_quarantine(shard.uri, bad)
-        return ReadResult(self.table(objs, numbers, shard, reader), quarantine)
+        return ReadResult(self.table(objs, numbers, shard, reader), quarantine, blank)
 
     def parse_clean(self, block: bytes, n_lines: int, first_line: int, shard, reader):
         """The fast path: Arrow's multi-threaded JSON reader on a block of clean lines.
@@ -90,6 +101,8 @@ class JsonlFormat(Format):
         produce (Arrow infers timestamps from date-like strings) also take the per-line
         path, so both give the same table.
         """
+        if block.startswith(_BOM):
+            return None  # Arrow skips a BOM; inside a file (past byte 0) it is no BOM
         try:
             table = pa_json.read_json(
                 pa.BufferReader(block),

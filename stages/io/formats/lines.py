@@ -18,25 +18,31 @@ from stages.io.fs import filesystem
 _CHUNK = 8 << 20
 _PROBE = 64 << 10
 _COUNT_BLOCK = 16 << 20
+_BOM = b"\xef\xbb\xbf"
 
 
 class LineBlocks:
-    """Iterates `(block, first_line)`: blocks of whole lines (about `block_bytes` each, the
-    last line possibly without its newline) and the 1-based number of each block's first
-    line. Blank lines are in the blocks, and counted.
+    """Iterates `(block, first_line, offset)`: blocks of whole lines (about `block_bytes`
+    each, the last line possibly without its newline), the 1-based number of each block's
+    first line, and the block's byte offset in the file (in the decompressed stream of a
+    compressed file). Blank lines are in the blocks, and counted.
 
-    After iteration, `problem` is `(line, why, raw)` when the file was empty or its stream
-    ended early or was corrupt (`line` is the last good line, `raw` the bytes of the
-    partial line after it), else None.
+    A UTF-8 byte order mark at the start of the file is not part of the first line (only
+    the range starting at byte 0 has one); offsets still count it, so
+    `stream[offset : offset + len(block)] == block`.
+
+    After iteration, `problem` is `(line, why, raw, offset)` when the file was empty or
+    its stream ended early or was corrupt (`line` is the last good line, `raw` the bytes of
+    the partial line after it, which start at `offset`), else None.
     """
 
     def __init__(self, shard, storage_options: dict | None, block_bytes: int):
         self.shard = shard
         self.storage_options = storage_options
         self.block_bytes = block_bytes
-        self.problem: tuple[int, str, bytes | None] | None = None
+        self.problem: tuple[int, str, bytes | None, int] | None = None
 
-    def __iter__(self) -> Iterator[tuple[bytes, int]]:
+    def __iter__(self) -> Iterator[tuple[bytes, int, int]]:
         shard = self.shard
         uri = shard.uri
         line = shard.first_line
@@ -53,15 +59,26 @@ class LineBlocks:
         damage: _Damaged | None = None
         with fs.open(path, "rb") as f:
             if compression == "gzip":
-                chunks = _gzip_chunks(f)
+                chunks, offset = _gzip_chunks(f), 0
             elif compression == "zstd":
-                chunks = _zstd_chunks(f)
+                chunks, offset = _zstd_chunks(f), 0
             else:
-                chunks = _plain_chunks(f, shard.start, shard.end)
+                offset, rest = _owned_start(f, shard.start)
+                chunks = _plain_chunks(f, offset, rest, shard.end)
+            strip = offset == 0  # a BOM can only lead the file
             try:
                 for chunk in chunks:
                     total += len(chunk)
                     buf = carry + chunk if carry else chunk
+                    if strip:
+                        if len(buf) < len(_BOM) and _BOM.startswith(buf):
+                            carry = buf
+                            continue
+                        strip = False
+                        if buf.startswith(_BOM):
+                            buf = buf[len(_BOM) :]
+                            offset += len(_BOM)
+                            total -= len(_BOM)
                     cut = buf.rfind(b"\n")
                     if cut < 0:
                         carry = buf
@@ -72,25 +89,27 @@ class LineBlocks:
                     if pending_bytes >= self.block_bytes:
                         block = b"".join(pending)
                         pending, pending_bytes = [], 0
-                        yield block, line
+                        yield block, line, offset
                         line += block.count(b"\n")
+                        offset += len(block)
             except _Damaged as err:
                 damage = err
         if pending:
             block = b"".join(pending)
-            yield block, line
+            yield block, line, offset
             line += block.count(b"\n")
+            offset += len(block)
         if damage is not None:
             last = line - 1
             if damage.detail is None:
                 why = f"truncated {compression} stream after line {last}"
             else:
                 why = f"corrupt {compression} stream after line {last}: {damage.detail}"
-            self.problem = (last, why, carry or None)
+            self.problem = (last, why, carry or None, offset)
         elif carry:
-            yield carry, line
+            yield carry, line, offset
         elif total == 0 and shard.start == 0:
-            self.problem = (0, "empty file", None)
+            self.problem = (0, "empty file", None, 0)
 
 
 def split_lines(block: bytes) -> list[bytes]:
@@ -132,24 +151,28 @@ class _Damaged(Exception):
         self.detail = detail
 
 
-def _plain_chunks(f, start: int, end: int | None) -> Iterator[bytes]:
-    """Bytes of every line starting in `[start, end)`, the last one read to its newline."""
-    rest = b""
-    pos = 0
-    if start > 0:
-        # The first owned line follows the first newline at or after byte start - 1.
-        f.seek(start - 1)
-        pos = start - 1
-        while True:
-            probe = f.read(_PROBE)
-            if not probe:
-                return
-            i = probe.find(b"\n")
-            if i >= 0:
-                pos += i + 1
-                rest = probe[i + 1 :]
-                break
-            pos += len(probe)
+def _owned_start(f, start: int) -> tuple[int, bytes]:
+    """(offset of the first line starting at or after `start`, the bytes read past it).
+
+    That line follows the first newline at or after byte `start - 1`; the file is left
+    positioned after the returned bytes (at the end of the file when no line starts)."""
+    if start <= 0:
+        return 0, b""
+    f.seek(start - 1)
+    pos = start - 1
+    while True:
+        probe = f.read(_PROBE)
+        if not probe:
+            return pos, b""
+        i = probe.find(b"\n")
+        if i >= 0:
+            return pos + i + 1, probe[i + 1 :]
+        pos += len(probe)
+
+
+def _plain_chunks(f, pos: int, rest: bytes, end: int | None) -> Iterator[bytes]:
+    """Bytes of every line starting in `[pos, end)`, the last one read to its newline;
+    `rest`: the bytes from `pos` already read (see `_owned_start`)."""
     if end is None:
         if rest:
             yield rest

@@ -46,53 +46,62 @@ class ManifestFormat(Format):
         folder = shard.uri.rsplit("/", 1)[0]
         blocks = LineBlocks(shard, reader.storage_options, reader.batch_bytes)
         with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-            for block, first_line in blocks:
-                yield self.parse(block, first_line, shard, reader, folder, pool)
+            for block, first_line, offset in blocks:
+                yield self.parse(block, first_line, shard, reader, folder, pool, offset)
         if blocks.problem is not None:
-            line, why, raw = blocks.problem
-            yield reader.bad_only(shard.uri, line, f"{shard.uri}: line {line}: {why}", raw)
+            line, why, raw, offset = blocks.problem
+            reason = f"{shard.uri}: line {line}: {why}"
+            where = {"offset": offset, "length": len(raw)} if raw is not None else {}
+            yield reader.bad_only(shard.uri, line, reason, raw, **where)
 
-    def parse(self, block, first_line, shard, reader, folder, pool) -> ReadResult:
+    def parse(self, block, first_line, shard, reader, folder, pool, offset=0) -> ReadResult:
         text_field, required = reader.text_field, reader.required_field
-        parsed: list[tuple[int, dict, bytes]] = []
-        bad: list[tuple[int, str, bytes]] = []
+        parsed: list[tuple[int, dict, bytes, int]] = []
+        bad: list[tuple[int, str, bytes, int, int]] = []
+        blank = 0
+        pos = offset
         for n, raw in enumerate(split_lines(block), start=first_line):
+            at, pos = pos, pos + len(raw) + 1
             try:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError as err:
                 if raw.strip():
-                    bad.append((n, why_unparsable(raw, err), raw))
+                    bad.append((n, why_unparsable(raw, err), raw, at, len(raw)))
+                else:
+                    blank += 1
                 continue
+            why = None
             if type(obj) is not dict:
-                bad.append((n, f"expected a JSON object, got {json_kind(obj)}", raw))
-                continue
-            path = obj.get(PATH_FIELD, _MISSING)
-            text = obj.get(text_field) if text_field is not None else None
-            if path is _MISSING:
-                bad.append((n, f"missing field {PATH_FIELD!r}", raw))
-            elif type(path) is not str or not path:
-                bad.append((n, f"field {PATH_FIELD!r} is {json_kind(path)}, expected a path", raw))
-            elif text is not None and type(text) is not str:
-                kind = json_kind(text)
-                bad.append((n, f"field {text_field!r} is {kind}, expected a string", raw))
-            elif required is not None and obj.get(required) is None:
-                bad.append((n, f"missing or null field {required!r}", raw))
+                why = f"expected a JSON object, got {json_kind(obj)}"
             else:
-                parsed.append((n, obj, raw))
-        uris = [resolve(obj[PATH_FIELD], folder) for _, obj, _ in parsed]
+                path = obj.get(PATH_FIELD, _MISSING)
+                text = obj.get(text_field) if text_field is not None else None
+                if path is _MISSING:
+                    why = f"missing field {PATH_FIELD!r}"
+                elif type(path) is not str or not path:
+                    why = f"field {PATH_FIELD!r} is {json_kind(path)}, expected a path"
+                elif text is not None and type(text) is not str:
+                    why = f"field {text_field!r} is {json_kind(text)}, expected a string"
+                elif required is not None and obj.get(required) is None:
+                    why = f"missing or null field {required!r}"
+                else:
+                    parsed.append((n, obj, raw, at))
+            if why is not None:
+                bad.append((n, why, raw, at, len(raw)))
+        uris = [resolve(obj[PATH_FIELD], folder) for _, obj, _, _ in parsed]
         limit = int(reader.max_inline_mb * (1 << 20)) if reader.inline_media else -1
         found = list(pool.map(lambda u: _probe(u, limit, reader.storage_options), uris))
         kept, kept_uris, audio = [], [], []
-        for (n, obj, raw), uri, (exists, data) in zip(parsed, uris, found, strict=True):
+        for (n, obj, raw, at), uri, (exists, data) in zip(parsed, uris, found, strict=True):
             if exists:
                 kept.append((n, obj))
                 kept_uris.append(uri)
                 audio.append(data)
             else:
-                bad.append((n, f"audio file {uri} not found", raw))
+                bad.append((n, f"audio file {uri} not found", raw, at, len(raw)))
         bad.sort(key=lambda b: b[0])
         table = self.table(kept, kept_uris, audio, shard, reader)
-        return ReadResult(table, reader.line_quarantine(shard.uri, bad))
+        return ReadResult(table, reader.line_quarantine(shard.uri, bad), blank)
 
     def table(self, kept, uris, audio, shard, reader) -> pa.Table:
         objs = [obj for _, obj in kept]

@@ -3,7 +3,10 @@
 Rows: `id`, `text` (unless `text_field=None`), `source`, `_order` (`file_index << 32 |
 row number`), then the other columns as stored (bytes stay bytes). Rows with a null text
 or required field are quarantined by row number; an unreadable or empty file, or one
-without the text column, is one file-level record (line 0).
+without the text column, is one file-level record (line 0) that stands for the rows the
+file's footer declares (`rows`; 1 when the footer is unreadable too). A file whose data
+breaks after some rows keeps those and quarantines the rest as one record, at the first
+row not read.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from stages.io.fs import filesystem
 from stages.io.rows import ReadResult, assemble
 
 _ROWS_PER_BATCH = 65536
+_ERRORS = (pa.ArrowException, EOFError, OSError)
 
 
 class ParquetFormat(Format):
@@ -32,13 +36,14 @@ class ParquetFormat(Format):
         with fs.open(path, "rb") as f:
             try:
                 pf = pq.ParquetFile(f)
-            except (pa.ArrowInvalid, EOFError, OSError) as err:
+            except _ERRORS as err:
                 if fs.size(path) == 0:
                     yield reader.bad_only(uri, 0, f"{uri}: line 0: empty file", None)
                 else:
                     reason = f"{uri}: line 0: unreadable Parquet file: {err}"
                     yield reader.bad_only(uri, 0, reason, None)
                 return
+            total = pf.metadata.num_rows
             names = pf.schema_arrow.names
             text_field, required = reader.text_field, reader.required_field
             checks = []  # (field, why a null there is bad), in the order they are reported
@@ -48,7 +53,8 @@ class ParquetFormat(Format):
                 checks.append((required, f"field {required!r} is null"))
             for field, _ in checks:
                 if field not in names:
-                    yield reader.bad_only(uri, 0, f"{uri}: line 0: missing column {field!r}", None)
+                    reason = f"{uri}: line 0: missing column {field!r}"
+                    yield reader.bad_only(uri, 0, reason, None, rows=total)
                     return
             wanted = reader.columns if reader.columns is not None else names
             extras = [c for c in wanted if c not in (text_field, reader.id_field)]
@@ -59,10 +65,31 @@ class ParquetFormat(Format):
                 text_type = pf.schema_arrow.field(text_field).type
                 if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
                     why = f"column {text_field!r} is {text_type}, expected strings"
-                    yield reader.bad_only(uri, 0, f"{uri}: line 0: {why}", None)
+                    yield reader.bad_only(uri, 0, f"{uri}: line 0: {why}", None, rows=total)
                     return
             offset = 0
-            for batch in pf.iter_batches(batch_size=_ROWS_PER_BATCH, columns=read):
+            # Row group by row group, so damage in one keeps the groups before it.
+            batches = (
+                batch
+                for group in range(pf.num_row_groups)
+                for batch in pf.iter_batches(
+                    batch_size=_ROWS_PER_BATCH, row_groups=[group], columns=read
+                )
+            )
+            while True:
+                try:
+                    batch = next(batches, None)
+                except _ERRORS as err:
+                    rest = max(total - offset, 1)
+                    if offset == 0:
+                        reason = f"{uri}: line 0: unreadable Parquet file: {err}"
+                    else:
+                        line = offset + 1
+                        reason = f"{uri}: line {line}: unreadable Parquet data from here: {err}"
+                    yield reader.bad_only(uri, offset and offset + 1, reason, None, rows=rest)
+                    return
+                if batch is None:
+                    return
                 numbers = pa.array(range(offset + 1, offset + 1 + batch.num_rows), pa.int64())
                 offset += batch.num_rows
                 table = pa.Table.from_batches([batch])

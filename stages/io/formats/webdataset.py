@@ -10,7 +10,8 @@ text members (`txt`, `json`, `cls`, ...), binary for everything else (`jpg`, `fl
 every sample must hold, alternatives separated by `;` (`"jpg;png;webp"`) or as a tuple.
 
 The tar is read as a stream (works on `s3://`). Each sample ends in exactly one row or one
-quarantine record (`line` = sample number, `raw` = the bad member's bytes): an unsafe
+quarantine record (`line` = sample number, `raw` = the bad member's bytes, `offset` and
+`length` = where they lie in the decompressed tar stream): an unsafe
 member name (absolute, or with `..`), a link, an empty member, a member that does not
 parse (JSON, UTF-8 text) or whose bytes do not start like its extension (a `.jpg` that is
 not a JPEG), a duplicate member, a key seen again later, a sample without a required
@@ -130,12 +131,12 @@ class _Samples:
             self._fail(name, f"a second {ext!r} member in sample {key}", None)
         elif name.startswith("/") or ".." in name.split("/"):
             head = tar.extractfile(info).read(RAW_BYTES)
-            self._fail(name, "unsafe path (absolute or with '..')", head)
+            self._fail(name, "unsafe path (absolute or with '..')", head, info)
         elif self.wanted is None or ext in self.wanted or ext in _JSON:
             data = tar.extractfile(info).read()
             why = _check(ext, data)
             if why is not None:
-                self._fail(name, why, data)
+                self._fail(name, why, data, info)
             else:
                 sample.members[ext] = data
 
@@ -158,9 +159,15 @@ class _Samples:
         sample.bad = (self.uri, sample.number, reason, None)
         self.ready.append(sample)
 
-    def _fail(self, name: str, why: str, raw: bytes | None) -> None:
+    def _fail(
+        self, name: str, why: str, raw: bytes | None, info: tarfile.TarInfo | None = None
+    ) -> None:
+        """Quarantine the current sample for its member `name`; `raw` is the member's
+        bytes, found again at `info.offset_data` (in the decompressed tar stream)."""
         sample = self.current
-        sample.bad = (self.uri, sample.number, f"{self.uri}: member {name}: {why}", raw)
+        reason = f"{self.uri}: member {name}: {why}"
+        where = (info.offset_data, info.size) if raw is not None and info is not None else ()
+        sample.bad = Record(self.uri, sample.number, reason, raw, 1, *where)
         sample.members.clear()
 
     def _close(self, sample: _Sample | None) -> None:

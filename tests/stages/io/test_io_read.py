@@ -161,7 +161,15 @@ def test_empty_file_gives_zero_rows_and_a_quarantine_record(tmp_path, name):
     result = _read(path)
     assert result.table.num_rows == 0
     assert result.quarantine.to_pylist() == [
-        {"source": str(path), "line": 0, "reason": f"{path}: line 0: empty file", "raw": None}
+        {
+            "source": str(path),
+            "line": 0,
+            "reason": f"{path}: line 0: empty file",
+            "raw": None,
+            "rows": 1,
+            "offset": None,
+            "length": None,
+        }
     ]
 
 
@@ -286,3 +294,41 @@ def test_fast_and_per_line_parsers_give_the_same_table(tmp_path, monkeypatch):
 def test_date_like_strings_stay_strings(tmp_path):
     (tmp_path / "a.jsonl").write_bytes(b'{"text": "a", "date": "2020-01-01"}\n')
     assert _read(tmp_path / "a.jsonl").table.column("date").to_pylist() == ["2020-01-01"]
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("blank", [False, True], ids=["clean", "with-a-blank-line"])
+@pytest.mark.parametrize("name", ["bom.jsonl", "bom.jsonl.gz", "bom.jsonl.zst"])
+def test_a_leading_utf8_bom_is_not_part_of_the_first_row(tmp_path, name, blank):
+    data = BOM + _jsonl(_rows(3)) + (b"\n" if blank else b"")
+    if name.endswith(".gz"):
+        data = gzip.compress(data)
+    elif name.endswith(".zst"):
+        data = zstandard.ZstdCompressor().compress(data)
+    (tmp_path / name).write_bytes(data)
+    result = _read(tmp_path / name)
+    assert result.quarantine.num_rows == 0
+    assert result.table.column("id").to_pylist() == ["d0", "d1", "d2"]
+    assert result.table.column("_order").to_pylist() == [1, 2, 3]
+
+
+def test_a_bom_is_stripped_only_at_the_start_of_the_file(tmp_path):
+    """Split into byte ranges, the file still loses its leading BOM; the same bytes at the
+    start of a later range are inside the file, so that line stays bad."""
+    lines = [BOM + orjson.dumps(r) for r in _rows(40)]
+    data = b"\n".join(lines) + b"\n"
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(data)
+    shards = plan_shards(str(path), shard_size_mb=200 / 2**20)
+    assert len(shards) > 3 and shards[0].start == 0
+    reader = ShardReader()
+    results = [reader.read(s) for s in shards]
+    ids = [i for r in results for i in r.table.column("id").to_pylist()]
+    bad = [n for r in results for n in r.quarantine.column("line").to_pylist()]
+    assert ids == ["d0"]
+    assert bad == list(range(2, 41))
+    start = data.index(b"\n") + 1  # a hand-made range starting at line 2's BOM
+    tail = reader.read(Shard(uri=str(path), file_index=0, start=start, first_line=None))
+    assert tail.table.num_rows == 0 and tail.quarantine.column("line")[0].as_py() == 2
