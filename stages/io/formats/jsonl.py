@@ -2,7 +2,9 @@
 
 Rows: `id`, `text` (unless `text_field=None`), `source`, `_order` (`file_index << 32 |
 line`), then the other fields. Each bad line is a quarantine record naming its file and
-line, with the line's bytes; a damaged compressed stream keeps the lines before the damage.
+line, with the line's bytes and its byte offset and length in the (decompressed) stream; a
+damaged compressed stream keeps the lines before the damage. A leading UTF-8 BOM is not
+part of the first line; blank lines are no rows but are counted (`ReadResult.blank_lines`).
 """
 
 from __future__ import annotations
