@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from flows.runtime import storage
 from flows.runtime.engine import RunReport
-from flows.runtime.params import FlowParams
+from flows.runtime.params import UNVERSIONED, FlowParams
 from flows.runtime.passes import (
     DUPLICATES,
     ShardSink,
@@ -131,11 +131,18 @@ class Plan:
 
 
 def plan_run(spec: FlowSpec, params: FlowParams) -> Plan:
-    """Shards of the input, the inputs' description and the output version's name."""
+    """Shards of the input, the inputs' description and the output version's name. The
+    locations are checked first, before any work: valid Prefect asset keys, an existing
+    bucket, an output outside the input folder. The version hashes the locations as
+    absolute URIs, so `big`, `./big` and `/abs/big/` name the same version."""
     options = storage.storage_options()
     source = (
         params.input if storage.is_remote(params.input) else storage.normalize_uri(params.input)
     )
+    output = storage.normalize_uri(params.output)
+    storage.check_asset_keys(source, output)
+    storage.check_bucket(output, options, create=params.create_bucket)
+    storage.check_output_outside_input(storage.normalize_uri(source), output, options)
     shards = plan_shards(
         source,
         shard_size_mb=params.shard_size_mb,
@@ -145,9 +152,10 @@ def plan_run(spec: FlowSpec, params: FlowParams) -> Plan:
     if spec.check is not None:
         spec.check(params, shards)
     inputs = describe_inputs(shards, options)
-    parameters = params.model_dump(exclude={"version"})
+    locations = {"input": storage.normalize_uri(params.input), "output": output}
+    parameters = {**params.model_dump(exclude=UNVERSIONED), **locations}
     version = params.version or storage.version_id(inputs, parameters)
-    return Plan(shards, inputs, version, storage.normalize_uri(params.output), params.model_dump())
+    return Plan(shards, inputs, version, output, {**params.model_dump(), **locations})
 
 
 def _format_argument(name: str | None) -> dict:

@@ -245,7 +245,8 @@ def _list_input(
         return forced.claims(path) if forced is not None else detect_format(path) is not None
 
     fs, path = filesystem(item, storage_options)
-    if any(c in path for c in _GLOB_CHARS):
+    # A wildcard makes a pattern unless the path exists as written (a folder `a [1]`).
+    if any(c in path for c in _GLOB_CHARS) and not fs.exists(path):
         found = fs.glob(path, detail=True)
         # Only the part the pattern matched can be hidden, not the folders the user named.
         base = path[: min(path.find(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
