@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from flows.runtime.builder import FlowSpec, build_flow, run_flow
 from flows.runtime.params import FlowParams
@@ -50,6 +50,14 @@ class TextParams(FlowParams):
     keep_scores: bool = Field(False, description="Keep each filter's score as a column.")
     text_field: str = Field("text", description="Input field holding the document text.")
     partitions: int = Field(16, ge=1, description="Hash partitions of the dedup step.")
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, languages: list[str]) -> list[str]:
+        """Only codes the language detector can produce: any other would keep nothing."""
+        from stages.text.language import check_languages
+
+        return list(check_languages(languages))
 
 
 def build_stages(params: TextParams) -> list[Stage]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import ClassVar
@@ -18,6 +19,29 @@ DEFAULT_LANGUAGES: tuple[str, ...] = (
     "sv", "da", "fi", "tr", "ar", "zh", "ja", "ko", "hi", "id", "vi",
 )  # fmt: skip
 UNKNOWN = "unknown"
+
+
+@functools.cache
+def supported_languages() -> frozenset[str]:
+    """The ISO 639-1 codes (lower case) lingua can identify: the only codes a language
+    filter can ever keep."""
+    from lingua import Language
+
+    return frozenset(lang.iso_code_639_1.name.lower() for lang in Language.all())
+
+
+def check_languages(languages) -> tuple[str, ...]:
+    """`languages` as lower-case codes; raises ValueError naming any code lingua cannot
+    produce (a filter keeping it would keep nothing)."""
+    codes = tuple(c.strip().lower() for c in languages)
+    unknown = [c for c in codes if c not in supported_languages()]
+    if unknown:
+        some = ", ".join(repr(c) for c in DEFAULT_LANGUAGES[:8])
+        raise ValueError(
+            f"unknown language code(s) {', '.join(map(repr, unknown))}: expected ISO 639-1 "
+            f"codes lingua identifies, such as {some} ({len(supported_languages())} in all)"
+        )
+    return codes
 
 
 def _build_detector(languages: tuple[str, ...] | None, low_accuracy: bool):
@@ -115,8 +139,9 @@ class LanguageFilter(Filter):
     Score: `language_score` (confidence of the top language) when `language` is one of
     `languages`, else -1.0. Keep rule: `score >= min_score` and the language is listed.
     Reads the `language` and `language_score` columns of `LanguageIdentifier`; when they
-    are missing it runs an identifier itself (`identifier`, default `LanguageIdentifier()`)
-    and keeps both columns in its output.
+    are missing it runs an identifier itself (`identifier`, default a `LanguageIdentifier`
+    whose candidates are `DEFAULT_LANGUAGES` plus `languages`) and keeps both columns in
+    its output. A code lingua cannot identify is refused (ValueError).
     """
 
     resources: ClassVar[Resources] = LanguageIdentifier.resources
@@ -129,7 +154,7 @@ class LanguageFilter(Filter):
         text_field: str = "text",
         keep_score: bool = False,
     ):
-        self.languages = tuple(c.lower() for c in languages)
+        self.languages = check_languages(languages)
         self.min_score = min_score
         self.identifier = identifier
         self.text_field = text_field
@@ -143,7 +168,11 @@ class LanguageFilter(Filter):
         if "language" in batch.column_names and "language_score" in batch.column_names:
             return batch
         if self.identifier is None:
-            self.identifier = LanguageIdentifier(text_field=self.text_field)
+            # The kept languages must be candidates, or the detector never answers them.
+            extra = tuple(c for c in self.languages if c not in DEFAULT_LANGUAGES)
+            self.identifier = LanguageIdentifier(
+                languages=DEFAULT_LANGUAGES + extra, text_field=self.text_field
+            )
         return self.identifier.process(batch)
 
     def score(self, batch: pa.Table) -> np.ndarray:

@@ -92,3 +92,35 @@ def test_filter_score_marks_unlisted_languages_negative():
     out = LanguageFilter(languages=["en"], keep_score=True)(batch)
     assert out.column("score_LanguageFilter").to_pylist() == [0.7]
     assert LanguageFilter(languages=["en"]).score(batch).tolist() == [-1.0, 0.7]
+
+
+CATALAN = (
+    "El riu era ample i lent, i el vell pont cruixia sota el pes dels carros. Ella va obrir "
+    "la finestra per deixar entrar l'aire del matí i va escoltar els ocells del jardí."
+)
+
+
+def test_supported_languages_are_lingua_s_iso_codes():
+    from stages.text.language import DEFAULT_LANGUAGES, supported_languages
+
+    codes = supported_languages()
+    assert {"en", "ca", "eu"} <= codes and "xx" not in codes
+    assert set(DEFAULT_LANGUAGES) <= codes
+
+
+@pytest.mark.parametrize("code", ["ca", "eu"])
+def test_filter_adds_its_languages_to_the_default_candidates(code):
+    stage = LanguageFilter(languages=[code])
+    stage(table([SENTENCES["en"]]))
+    assert code in stage.identifier.languages and "en" in stage.identifier.languages
+
+
+def test_filter_keeping_catalan_keeps_catalan_text():
+    out = LanguageFilter(languages=["ca"])(table([CATALAN, SENTENCES["en"], SENTENCES["es"]]))
+    assert out.column("id").to_pylist() == ["d0"]
+    assert out.column("language").to_pylist() == ["ca"]
+
+
+def test_filter_refuses_a_language_the_detector_cannot_produce():
+    with pytest.raises(ValueError, match="'xx'.*'en'"):
+        LanguageFilter(languages=["en", "xx"])
