@@ -108,9 +108,71 @@ def add_model_options(parser: argparse.ArgumentParser, model, optional=()) -> No
 
 
 def model_params(model, args: argparse.Namespace, **given):
-    """The flow's parameters from the options the user gave (the model fills the rest)."""
+    """The flow's parameters from the options the user gave (the model fills the rest);
+    raises `OptionError` when they are invalid."""
+    from pydantic import ValidationError
+
     values = {k[len("param_") :]: v for k, v in vars(args).items() if k.startswith("param_")}
-    return model(**{**given, **values})
+    try:
+        return model(**{**given, **values})
+    except ValidationError as exc:
+        raise OptionError(model, exc.errors()) from exc
+
+
+class OptionError(ValueError):
+    """Invalid options: `lines(argv)` says, one line per error, the option as typed, its
+    value and what is allowed."""
+
+    def __init__(self, model, errors: list[dict]):
+        super().__init__("; ".join(e["msg"] for e in errors))
+        self.model, self.errors = model, errors
+
+    def lines(self, argv: list[str]) -> list[str]:
+        out = []
+        for error in self.errors:
+            message = error["msg"].removeprefix("Value error, ")
+            field = self.model.model_fields.get(error["loc"][0]) if error["loc"] else None
+            if field is None:  # a rule between fields: no single option to name
+                out.append(message)
+                continue
+            name = error["loc"][0]
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            flags = ["--" + name.replace("_", "-"), *extra.get("cli_aliases", ())]
+            flag, value = _typed(argv, flags) or (flags[0], _display(error.get("input")))
+            out.append(f"{flag} {value}: {message}")
+        return out
+
+
+def _typed(argv: list[str], flags: list[str]) -> tuple[str, str] | None:
+    """The last of `flags` in `argv` with the value given to it, as typed."""
+    found = None
+    for i, token in enumerate(argv):
+        flag, eq, value = token.partition("=")
+        if flag in flags:
+            if eq:
+                found = (flag, value)
+            elif i + 1 < len(argv):
+                found = (flag, argv[i + 1])
+    return found
+
+
+class NothingWritten(RuntimeError):
+    """A run whose every input row was quarantined (allow_empty: not an error)."""
+
+
+def _check_written(summary: dict, params) -> None:
+    """Fail a run in which every input row was quarantined, unless `allow_empty`."""
+    report = summary["report"]
+    read = next((s for s in report["stages"] if s["stage"] == "read"), None)
+    good = read["rows_out"] if read else report["rows_read"]  # rows that were not bad
+    if getattr(params, "allow_empty", True) or good or report["rows_written"]:
+        return
+    if report["rows_quarantined"]:
+        raise NothingWritten(
+            f"no row was written: every input row ({report['rows_quarantined']}) was "
+            f"quarantined (reasons in {summary['output']}/quarantine/); --allow-empty "
+            "accepts such a run"
+        )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -351,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         flow, params = _flow_and_params(args)
         summary = _run_flow(flow, params, args.json, args.verbose)
         _print_summary(summary, args.json)
+        _check_written(summary, params)
         return 0
     except KeyboardInterrupt:
         print(
@@ -358,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except Exception as exc:  # one line for users; the traceback with -v
+        if isinstance(exc, OptionError):  # one line per invalid option, as argparse does
+            for line in exc.lines(sys.argv[1:] if argv is None else argv):
+                print(f"curate: error: {line}", file=sys.stderr)
+            return 2
         if args.verbose:
             raise
         from flows.runtime.passes import root_cause

@@ -10,6 +10,7 @@ the id it duplicates. This file declares the parameters and the step.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import pyarrow as pa
@@ -183,23 +184,78 @@ def reader(params: DedupParams) -> ShardReader:
 
 
 def check_columns(params: DedupParams, shards: list[Shard]) -> None:
-    """Before any work: fuzzy and semantic dedup need text, not bytes (Parquet schemas)."""
-    if params.method == "exact":
-        return
-    for uri in dict.fromkeys(s.uri for s in shards if s.format == "parquet"):
-        fs, path = filesystem(uri, storage_options())
-        try:
-            with fs.open(path, "rb") as f:
-                schema = pq.read_schema(f)
-        except (pa.ArrowException, OSError):
+    """Before any work: the input has the columns the parameters name (`column`,
+    `score_column`, `embedding_column`), read from every Parquet schema and from the first
+    lines of the first JSONL file; fuzzy and semantic dedup need text, not bytes."""
+    wanted = {"column": params.column, "embedding_column": params.embedding_column}
+    if params.keep == "score":
+        wanted["score_column"] = params.score_column
+    wanted = {field: name for field, name in wanted.items() if name}
+    parquet = list(dict.fromkeys(s.uri for s in shards if s.format == "parquet"))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        schemas = list(pool.map(_parquet_schema, parquet))
+    for uri, schema in zip(parquet, schemas, strict=True):
+        if schema is None:
             continue  # the reader quarantines an unreadable file with its reason
-        if params.column in schema.names:
-            kind = schema.field(params.column).type
-            if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-                raise ValueError(
-                    f"{params.method} dedup needs a text column; {params.column!r} is binary "
-                    f"in {uri} (method='exact' removes byte-identical copies)"
-                )
+        _require(wanted, schema.names, uri)
+        kind = schema.field(params.column).type
+        binary = pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+        if binary and params.method != "exact":
+            raise ValueError(
+                f"{params.method} dedup needs a text column; {params.column!r} is binary "
+                f"in {uri} (method='exact' removes byte-identical copies)"
+            )
+    jsonl = next((s.uri for s in shards if s.format == "jsonl"), None)
+    if jsonl is not None:
+        keys = _first_keys(jsonl)
+        if keys:
+            _require(wanted, keys, jsonl)
+
+
+def _require(wanted: dict[str, str], names, uri: str) -> None:
+    for field, name in wanted.items():
+        if name not in names:
+            have = ", ".join(sorted(names)[:12]) or "none"
+            raise ValueError(f"{uri} has no column {name!r} (the {field}); it has: {have}")
+
+
+def _parquet_schema(uri: str) -> pa.Schema | None:
+    fs, path = filesystem(uri, storage_options())
+    try:
+        with fs.open(path, "rb") as f:
+            return pq.read_schema(f)
+    except (pa.ArrowException, OSError):
+        return None
+
+
+SAMPLED_LINES = 20
+
+
+def _first_keys(uri: str) -> set[str]:
+    """The fields of the first JSON objects of a JSONL file (plain, gzip or zstd); empty
+    when none parses (the reader then quarantines the lines with their reasons)."""
+    import orjson
+
+    from stages.io.formats.lines import LineBlocks, split_lines
+
+    keys: set[str] = set()
+    seen = 0
+    shard = Shard(uri=uri, file_index=0)
+    try:
+        for block, *_ in LineBlocks(shard, storage_options(), block_bytes=64 << 10):
+            for line in split_lines(block):
+                try:
+                    row = orjson.loads(line) if line.strip() else None
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(row, dict):
+                    keys.update(row)
+                    seen += 1
+                if seen >= SAMPLED_LINES:
+                    return keys
+    except OSError:
+        pass
+    return keys
 
 
 DEDUP = FlowSpec(
