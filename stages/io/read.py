@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from stages.io.errors import InputError
 from stages.io.formats import get_format
+from stages.io.fs import dangling_link
 from stages.io.quarantine import (
     QUARANTINE_SCHEMA,
     RAW_BYTES,
@@ -36,6 +37,8 @@ __all__ = [
     "ShardReader",
     "empty_quarantine",
 ]
+
+_NO_TEXT = ("webdataset", "files")  # formats whose rows never have a text column
 
 
 class ShardReader:
@@ -109,7 +112,14 @@ class ShardReader:
         )
 
     def iter_batches(self, shard: Shard) -> Iterator[ReadResult]:
-        """The shard in pieces of about `batch_bytes` of input, in input order."""
+        """The shard in pieces of about `batch_bytes` of input, in input order. A file that
+        is a dangling symbolic link is one quarantine record naming the link's target."""
+        target = dangling_link(shard.uri) if not shard.members else None
+        if target is not None:
+            reason = f"{shard.uri}: line 0: dangling symbolic link to {target}"
+            with_text = None if shard.format not in _NO_TEXT else False
+            yield self.bad_only(shard.uri, 0, reason, None, with_text=with_text)
+            return
         yield from get_format(shard.format).read(shard, self)
 
     # -- quarantine, for the formats -----------------------------------------------------

@@ -11,16 +11,21 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
+from typing import NamedTuple
 
 from stages.io.errors import InputNotFound
 from stages.io.formats import FORMATS, Format, compression_of, format_of, get_format
 from stages.io.formats.files import FILES_PER_SHARD, file_id
 from stages.io.formats.lines import first_lines as _first_lines
 from stages.io.fs import filesystem, to_uri
+from stages.io.listing import hidden as _hidden
+from stages.io.listing import list_folder
 
 _GLOB_CHARS = "*?["
 
-__all__ = ["Shard", "detect_format", "plan_shards"]
+__all__ = ["PlannedInputs", "Shard", "detect_format", "plan_inputs", "plan_shards"]
+
+SKIPPED_LISTED = 1000  # skipped inputs listed per input; more are counted in one entry
 
 
 def detect_format(uri: str) -> tuple[str, str | None] | None:
@@ -89,6 +94,13 @@ class Shard:
         return cls(**d)
 
 
+class PlannedInputs(NamedTuple):
+    """The shards of a plan, and the inputs left out: `{"path", "reason"}` each."""
+
+    shards: list[Shard]
+    skipped: list[dict]
+
+
 def plan_shards(
     inputs: str | list[str],
     shard_size_mb: float = 32,
@@ -96,13 +108,29 @@ def plan_shards(
     format: str | None = None,
 ) -> list[Shard]:
     """Sorted, deterministic shards for `inputs` (files, directories, globs; local or s3).
+    `plan_inputs` says what this left out of folders, and why."""
+    return plan_inputs(inputs, shard_size_mb, storage_options, format).shards
+
+
+def plan_inputs(
+    inputs: str | list[str],
+    shard_size_mb: float = 32,
+    storage_options: dict | None = None,
+    format: str | None = None,
+) -> PlannedInputs:
+    """The shards `plan_shards` plans, and what the inputs' folders hold that is not read:
+    files no format claims (or not of the `format` given), curate's own output inside
+    a folder, symbolic link loops (`stages.io.listing`), `SKIPPED_LISTED` of them at most
+    per input, then one entry counting the rest.
 
     `format` reads every input file as that format (`"manifest"` for NeMo manifests,
     `"files"` for a folder of media; a folder or glob then picks the files with the
     format's extensions); None detects it from each file's extension.
 
     A directory written by this project (it holds `_manifest.json` or a `_latest` pointer)
-    expands to the files its manifest lists, and only those. Plain line-based files larger
+    expands to the files its manifest lists, and only those; inside a folder, such output
+    is never read. A symbolic link to a folder is followed, a dangling one planned (its
+    reader quarantines it). Plain line-based files larger
     than `shard_size_mb` are split into byte ranges; planning such a file reads it once to
     number its lines, so line numbers and generated ids do not depend on the shard size.
     Media files are grouped into shards of up to `shard_size_mb` and `FILES_PER_SHARD`.
@@ -115,8 +143,14 @@ def plan_shards(
         raise InputNotFound("no input given")
     sizes: dict[str, int | None] = {}
     roots: list[str] = []
+    skipped: list[dict] = []
     for item in items:
-        root, files = _list_input(item, storage_options, forced)
+        left_out: list[dict] = []
+        root, files = _list_input(item, storage_options, forced, left_out)
+        if len(left_out) > SKIPPED_LISTED:
+            more = len(left_out) - SKIPPED_LISTED
+            left_out[SKIPPED_LISTED:] = [{"path": item, "reason": f"{more} more not listed"}]
+        skipped += left_out
         roots.append(root)
         for uri, size in files:
             sizes.setdefault(uri, size)
@@ -157,7 +191,8 @@ def plan_shards(
 
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(plans)))) as pool:
             shards = [shard for found in pool.map(plan_file, plans) for shard in found]
-    return [replace(shard, number=n) for n, shard in enumerate(shards)]
+    numbered = [replace(shard, number=n) for n, shard in enumerate(shards)]
+    return PlannedInputs(numbered, skipped)
 
 
 def _drop_tar_metadata(sizes: dict[str, int | None]) -> None:
@@ -235,10 +270,13 @@ def _common_root(roots: list[str]) -> str:
 
 
 def _list_input(
-    item: str, storage_options: dict | None, forced: type[Format] | None
+    item: str,
+    storage_options: dict | None,
+    forced: type[Format] | None,
+    skipped: list[dict] | None = None,
 ) -> tuple[str, list[tuple[str, int | None]]]:
     """The folder of one input and the files it names: (uri, size or None). Raises
-    InputNotFound when none."""
+    InputNotFound when none. What a folder holds that is not read goes to `skipped`."""
     from stages.io.commit import MANIFEST, SHARDS_DIR, dataset_files, is_dataset
 
     def wanted(path: str) -> bool:
@@ -268,12 +306,10 @@ def _list_input(
             raise InputNotFound(
                 f"{item}: an uncommitted dataset version (shard markers but no {MANIFEST})"
             )
-        found = fs.find(path, detail=True)
-        files = [
-            (to_uri(fs, p), info.get("size"))
-            for p, info in sorted(found.items())
-            if wanted(p) and not _hidden(p[len(path) :]) and not p.endswith(MANIFEST)
-        ]
+        listing = list_folder(fs, path, wanted, forced.name if forced is not None else None)
+        files = [(to_uri(fs, p), size) for p, size in listing.files]
+        if skipped is not None:
+            skipped += [{"path": to_uri(fs, p), "reason": why} for p, why in listing.skipped]
         if not files:
             raise InputNotFound(f"{item}: directory holds no {_expected(forced)} file")
         return root, files
@@ -288,8 +324,3 @@ def _expected(forced: type[Format] | None) -> str:
         return f"{forced.name} ({', '.join(forced.extensions)})"
     exts = [e for cls in FORMATS.values() if cls.detected for e in cls.extensions]
     return ", ".join(exts) + "; pass format='files' for media files"
-
-
-def _hidden(relative: str) -> bool:
-    """Names starting with `_` or `.` (markers, temporaries) are never inputs."""
-    return any(part.startswith(("_", ".")) for part in relative.split("/") if part)
