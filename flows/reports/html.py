@@ -269,7 +269,14 @@ def html_report(
         ("already committed", report.shards_skipped),
         ("rows read", report.rows_read),
         ("rows quarantined", report.rows_quarantined),
+        ("quarantine records", report.quarantine_records),
+        ("rows removed", report.rows_removed),
+        ("duplicates removed", report.duplicates_removed),
         ("rows written", report.rows_written),
+        ("unaccounted", report.unaccounted),
+        ("blank lines", report.blank_lines),
+        ("duplicate ids", report.duplicate_ids.get("ids", 0)),
+        ("skipped inputs", len(report.skipped_inputs)),
         ("bytes written", report.bytes_written),
         ("seconds", round(report.seconds, 3)),
     ]
@@ -309,6 +316,7 @@ def html_report(
             out.append(f'<h3>{esc(name)}</h3><ul class="sample">')
             out += [_html_sample(item) for item in sample[:5]]
             out.append("</ul>")
+    out += _inputs_sections(report)
     if histograms:
         out.append("<h2>Scores of the kept rows</h2>")
         for name, hist in histograms.items():
@@ -316,6 +324,41 @@ def html_report(
             out.append(_histogram(name, hist))
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _inputs_sections(report: RunReport) -> list[str]:
+    """The accounting of the rows read, the ids held by several rows and the inputs that
+    were not read."""
+    from flows.reports.tables import SKIPPED_SHOWN, _duplicate_ids_line, accounting
+
+    esc = html.escape
+    out = [f'<p class="accounting">{esc(accounting(report))}</p>']
+    found = report.duplicate_ids
+    if found.get("ids"):
+        out += ["<h2>Duplicate ids</h2>", f"<p>{esc(_duplicate_ids_line(found))}</p>"]
+        out.append('<table class="duplicate-ids"><tr><th>id</th><th>rows</th><th>sources</th></tr>')
+        for item in found.get("sample", []):
+            sources = ", ".join(f"<code>{esc(s)}</code>" for s in item.get("sources", []))
+            out.append(
+                f'<tr data-id="{esc(item["id"])}"><td><code>{esc(item["id"])}</code></td>'
+                f"<td>{_fmt(item['rows'])}</td><td>{sources}</td></tr>"
+            )
+        out.append("</table>")
+    if report.skipped_inputs:
+        out += [
+            "<h2>Skipped inputs</h2>",
+            '<table class="skipped"><tr><th>path</th><th>reason</th></tr>',
+        ]
+        for item in report.skipped_inputs[:SKIPPED_SHOWN]:
+            out.append(
+                f'<tr data-path="{esc(item["path"])}"><td><code>{esc(item["path"])}</code></td>'
+                f"<td>{esc(item['reason'])}</td></tr>"
+            )
+        out.append("</table>")
+        if len(report.skipped_inputs) > SKIPPED_SHOWN:
+            more = len(report.skipped_inputs) - SKIPPED_SHOWN
+            out.append(f"<p>... and {more} more (the manifest's skipped_inputs lists them)</p>")
+    return out
 
 
 __all__ = ["REPORT_HTML", "html_report", "ray_dashboard_url", "score_histograms"]

@@ -34,10 +34,15 @@ def markdown_report(title: str, report: RunReport, manifest: dict, version_uri: 
         f"Version: `{manifest.get('version', '')}`, code `{manifest.get('code_version', '')}`",
         "",
         f"- shards: {report.shards_total} ({report.shards_skipped} already committed)",
-        f"- rows read: {report.rows_read}",
-        f"- rows quarantined (bad input): {report.rows_quarantined}",
+        f"- rows read: {report.rows_read} (every line, record or sample the readers saw)",
+        f"- rows quarantined (bad input): {report.rows_quarantined}"
+        f" ({report.quarantine_records} records)",
+        f"- rows removed by the stages: {report.rows_removed}",
+        f"- duplicates removed: {report.duplicates_removed}",
         f"- rows written: {report.rows_written}",
+        f"- blank lines (not rows): {report.blank_lines}",
         f"- bytes written: {report.bytes_written}",
+        f"- {accounting(report)}",
         "",
         "| stage | rows in | rows out | removed | seconds |",
         "|---|---:|---:|---:|---:|",
@@ -56,7 +61,43 @@ def markdown_report(title: str, report: RunReport, manifest: dict, version_uri: 
             for row in sample[:3]:
                 lines.append(_markdown_sample(row))
             lines.append("")
+    found = report.duplicate_ids
+    if found.get("ids"):
+        lines += ["", "## Duplicate ids", "", _duplicate_ids_line(found), ""]
+        for item in found.get("sample", []):
+            sources = ", ".join(_code(s) for s in item.get("sources", []))
+            lines.append(
+                f"- {_code(item['id'])}: {item['rows']} rows" + (f" ({sources})" * bool(sources))
+            )
+    if report.skipped_inputs:
+        lines += ["", "## Skipped inputs", "", "| path | reason |", "|---|---|"]
+        for item in report.skipped_inputs[:SKIPPED_SHOWN]:
+            lines.append(f"| {_code(item['path'])} | {_escape(item['reason'])} |")
+        if len(report.skipped_inputs) > SKIPPED_SHOWN:
+            more = len(report.skipped_inputs) - SKIPPED_SHOWN
+            lines += ["", f"... and {more} more (the manifest's `skipped_inputs` lists them)"]
     return "\n".join(lines)
+
+
+SKIPPED_SHOWN = 50  # skipped inputs a report lists; the manifest has them all
+
+
+def accounting(report: RunReport) -> str:
+    """The rows read, accounted for: "read = written + removed + duplicates + quarantined",
+    with the difference when they do not add up."""
+    parts = (
+        f"{report.rows_read} read = {report.rows_written} written + {report.rows_removed} "
+        f"removed + {report.duplicates_removed} duplicates + {report.rows_quarantined} "
+        "quarantined"
+    )
+    if report.unaccounted:
+        return f"accounting: {parts.replace(' = ', ' != ')}: {report.unaccounted} unaccounted"
+    return f"accounting: {parts}"
+
+
+def _duplicate_ids_line(found: dict) -> str:
+    ids = f"{found['ids']} id is" if found["ids"] == 1 else f"{found['ids']} ids are"
+    return f"{ids} held by more than one row ({found['rows']} rows); ids are kept as they are:"
 
 
 def sample_details(sample: dict) -> list[str]:

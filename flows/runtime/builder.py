@@ -43,8 +43,9 @@ from flows.steps.dedup import SIDECAR_COLUMNS, Dedup, audit_table, write_by_part
 from stages.base import Stage
 from stages.io.commit import VersionWriter, read_manifest
 from stages.io.fs import filesystem, read_parquet
+from stages.io.ids import duplicate_ids
 from stages.io.read import ShardReader, empty_quarantine
-from stages.io.shards import Shard, plan_shards
+from stages.io.shards import Shard, plan_inputs
 from stages.io.write import write_parquet
 
 STAGED = "staged"  # the process pass's version folder under <version>/_work when deduplicating
@@ -109,13 +110,15 @@ class FlowSpec:
 
 @dataclass
 class Plan:
-    """What one run works on: its shards, their description, the output version."""
+    """What one run works on: its shards, their description, the output version, and
+    what the inputs' folders hold that it does not read (`{"path", "reason"}` each)."""
 
     shards: list[Shard]
     inputs: list[dict]
     version: str
     output: str
     parameters: dict
+    skipped_inputs: list[dict] = field(default_factory=list)
 
     @property
     def uri(self) -> str:
@@ -143,7 +146,7 @@ def plan_run(spec: FlowSpec, params: FlowParams) -> Plan:
     storage.check_asset_keys(source, output)
     storage.check_bucket(output, options, create=params.create_bucket)
     storage.check_output_outside_input(storage.normalize_uri(source), output, options)
-    shards = plan_shards(
+    shards, skipped = plan_inputs(
         source,
         shard_size_mb=params.shard_size_mb,
         storage_options=options,
@@ -155,7 +158,7 @@ def plan_run(spec: FlowSpec, params: FlowParams) -> Plan:
     locations = {"input": storage.normalize_uri(params.input), "output": output}
     parameters = {**params.model_dump(exclude=UNVERSIONED), **locations}
     version = params.version or storage.version_id(inputs, parameters)
-    return Plan(shards, inputs, version, output, {**params.model_dump(), **locations})
+    return Plan(shards, inputs, version, output, {**params.model_dump(), **locations}, skipped)
 
 
 def _format_argument(name: str | None) -> dict:
@@ -337,18 +340,20 @@ def commit(spec: FlowSpec, params, plan: Plan, report: RunReport, removed, run_i
 
     options = storage.storage_options()
     final = VersionWriter(plan.output, plan.version, storage_options=options)
+    report.skipped_inputs = plan.skipped_inputs
     extra: dict[str, Any] = {
         "flow": spec.name,
         "stages": [m.to_dict() for m in report.stages.values()],
         "operators": report.operators,
         "rows_read": report.rows_read,
+        "blank_lines": report.blank_lines,
         "seconds": round(report.seconds, 3),
     }
     for metrics in report.stages.values():
         extra.update(metrics.details)  # step figures (an eps table) at the top, for users
     side = []
     if removed is not None:
-        audit = audit_table(removed)
+        audit = audit_table(removed, plan.shards)
         path = storage.join(final.uri, DUPLICATES)
         side.append(
             {
@@ -357,8 +362,17 @@ def commit(spec: FlowSpec, params, plan: Plan, report: RunReport, removed, run_i
                 "bytes": write_parquet(audit, path, options),
             }
         )
+        dedup = spec.dedup(params)
+        report.duplicates_removed, report.dedup_stage = audit.num_rows, dedup.name
         extra["duplicates_removed"] = audit.num_rows
-        extra["dedup"] = spec.dedup(params).method
+        extra["dedup"] = dedup.method
+        extra["dedup_stage"] = dedup.name
+    # Ids are never changed, so ids shared by several rows are reported.
+    markers = final.done_shards()
+    data = [
+        storage.join(final.uri, f["path"]) for k in sorted(markers) for f in markers[k]["files"]
+    ]
+    report.duplicate_ids = extra["duplicate_ids"] = duplicate_ids(data, options)
     histograms = score_histograms(final.uri, options) if spec.histograms(params) else None
     side += write_reports(spec.name, report, plan.version, final.uri, run_id, options, histograms)
     manifest = final.commit(
@@ -368,6 +382,7 @@ def commit(spec: FlowSpec, params, plan: Plan, report: RunReport, removed, run_i
         flow_run_id=run_id,
         extra=extra,
         extra_files=side,
+        skipped_inputs=plan.skipped_inputs,
     )
     fs, path = filesystem(plan.work, options)
     if fs.exists(path):

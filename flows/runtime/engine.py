@@ -145,9 +145,22 @@ class StageMetrics:
         }
 
 
+READ_STAGE = "read"  # the reader's line in the stage funnel: rows read in, good rows out
+
+
 @dataclass
 class RunReport:
-    """Counts, timings and outputs of one pipeline run, per stage and in total."""
+    """Counts, timings and outputs of one pipeline run, per stage and in total.
+
+    The counts add up, exactly: `rows_read` (every row the readers saw: lines, records,
+    samples; an unreadable Parquet file counts the rows its footer declares) ==
+    `rows_written` + `rows_removed` (by the stages) + `duplicates_removed` (by the dedup
+    step, `dedup_stage`) + `rows_quarantined` (the rows of the quarantine records, of which
+    there are `quarantine_records`); `unaccounted` is the difference (0). Blank lines are no
+    rows: `blank_lines` counts them apart. `duplicate_ids`: ids shared by several written
+    rows (`{"ids", "rows", "sample"}`); `skipped_inputs`: what the inputs' folders hold
+    that was not read (`{"path", "reason"}`).
+    """
 
     stages: dict[str, StageMetrics] = field(default_factory=dict)
     shards_total: int = 0
@@ -160,15 +173,38 @@ class RunReport:
     outputs: list[str] = field(default_factory=list)
     quarantine: list[str] = field(default_factory=list)
     operators: list[dict] = field(default_factory=list)  # the layout, from plan_operators
+    quarantine_records: int = 0
+    blank_lines: int = 0
+    duplicates_removed: int = 0
+    dedup_stage: str = ""
+    duplicate_ids: dict = field(default_factory=dict)
+    skipped_inputs: list[dict] = field(default_factory=list)
 
     def add_shard(self, result: dict) -> None:
         """Fold the result of one committed shard (from a sink) into the report."""
         self.rows_read += result.get("rows_read", 0)
         self.rows_quarantined += result.get("rows_quarantined", 0)
+        self.quarantine_records += result.get(
+            "quarantine_records", result.get("rows_quarantined", 0)
+        )
+        self.blank_lines += result.get("blank_lines", 0)
         self.rows_written += result.get("rows_written", 0)
         self.bytes_written += result.get("bytes_written", 0)
         for record in result.get("metrics", []):
             self.stages.setdefault(record["stage"], StageMetrics(record["stage"])).add(record)
+
+    @property
+    def rows_removed(self) -> int:
+        """Rows the stages removed (not the reader's quarantine, not the dedup step)."""
+        skip = (READ_STAGE, self.dedup_stage)
+        return sum(m.removed for m in self.stages.values() if m.name not in skip)
+
+    @property
+    def unaccounted(self) -> int:
+        """Rows read that are neither written, removed, deduplicated nor quarantined."""
+        return self.rows_read - (
+            self.rows_written + self.rows_removed + self.duplicates_removed + self.rows_quarantined
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -176,13 +212,20 @@ class RunReport:
             "shards_skipped": self.shards_skipped,
             "rows_read": self.rows_read,
             "rows_quarantined": self.rows_quarantined,
+            "quarantine_records": self.quarantine_records,
+            "blank_lines": self.blank_lines,
+            "rows_removed": self.rows_removed,
+            "duplicates_removed": self.duplicates_removed,
             "rows_written": self.rows_written,
+            "unaccounted": self.unaccounted,
             "bytes_written": self.bytes_written,
             "seconds": round(self.seconds, 3),
             "stages": [m.to_dict() for m in self.stages.values()],
             "outputs": self.outputs,
             "quarantine": self.quarantine,
             "operators": self.operators,
+            "duplicate_ids": self.duplicate_ids,
+            "skipped_inputs": self.skipped_inputs,
         }
 
 

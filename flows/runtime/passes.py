@@ -42,7 +42,10 @@ def describe_inputs(shards: list[Shard], options: dict) -> list[dict]:
         if uri in described:
             continue
         fs, path = filesystem(uri, options)
-        info = fs.info(path)
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:  # a dangling link: its reader quarantines it
+            info = {}
         entry = {"uri": uri, "size": int(info.get("size") or 0)}
         etag = info.get("ETag") or info.get("mtime")
         if etag is not None:
@@ -69,11 +72,23 @@ class ShardSink:
 
 
 def shard_result(shard, table, quarantine, metrics, files) -> dict:
-    read = next((m for m in metrics if m["stage"] == "read"), None)
+    """A committed shard's counts. `rows_read`: every row its reader saw, the good ones
+    and the quarantined ones (`rows_quarantined`: the rows the `quarantine_records` stand
+    for); the read stage's `rows_in` says the same. Blank lines are counted apart."""
+    from flows.runtime.engine import READ_STAGE
+    from stages.io.quarantine import blank_lines, quarantine_counts
+
+    quarantined, records = quarantine_counts(quarantine)
+    read = next((m for m in metrics if m["stage"] == READ_STAGE), None)
+    good = read["rows_out"] if read else table.num_rows
+    if read is not None:
+        read["rows_in"] = good + quarantined
     return {
         "shard": shard.key,
-        "rows_read": read["rows_out"] if read else table.num_rows,
-        "rows_quarantined": quarantine.num_rows,
+        "rows_read": good + quarantined,
+        "rows_quarantined": quarantined,
+        "quarantine_records": records,
+        "blank_lines": blank_lines(quarantine),
         "rows_written": table.num_rows,
         "bytes_written": sum(f["bytes"] for f in files),
         "metrics": metrics,
@@ -171,6 +186,12 @@ def report_from_manifest(manifest: dict) -> RunReport:
         shards_total=len(manifest.get("shards", {})),
         rows_read=extra.get("rows_read", 0),
         rows_quarantined=manifest.get("quarantined_rows", 0),
+        quarantine_records=manifest.get("quarantine_records", manifest.get("quarantined_rows", 0)),
+        blank_lines=extra.get("blank_lines", 0),
+        duplicates_removed=extra.get("duplicates_removed", 0),
+        dedup_stage=extra.get("dedup_stage", ""),
+        duplicate_ids=extra.get("duplicate_ids", {}),
+        skipped_inputs=manifest.get("skipped_inputs", []),
         rows_written=manifest.get("rows", 0),
         bytes_written=manifest.get("bytes", 0),
         seconds=extra.get("seconds", 0.0),

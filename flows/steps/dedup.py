@@ -190,11 +190,19 @@ def empty_removed() -> pa.Table:
     )
 
 
-def audit_table(removed: pa.Table) -> pa.Table:
-    """`duplicates.parquet`: every removed id, its cluster and the id it duplicates."""
-    return removed.select(
+def audit_table(removed: pa.Table, shards: list | None = None) -> pa.Table:
+    """`duplicates.parquet`: every removed id, where the row was (`source` and `line`, from
+    its `_order` and the plan's `shards`, when given: an id alone may be ambiguous), its
+    cluster and the id it duplicates."""
+    from stages.io.rows import locate
+
+    table = removed.select(
         [c for c in ("id", "cluster", "duplicate_of", "similarity") if c in removed.column_names]
     )
+    if shards is not None and "_order" in removed.column_names:
+        sources, lines = locate(shards, removed.column("_order").combine_chunks())
+        table = table.add_column(1, "source", sources).add_column(2, "line", lines)
+    return table
 
 
 # --------------------------------------------------------------------------- partitions

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from stages.io.errors import InputNotFound
 from stages.io.fs import exists, filesystem, join, read_bytes, write_bytes_atomic
+from stages.io.quarantine import quarantine_counts
 from stages.io.write import write_parquet
 
 MANIFEST = "_manifest.json"
@@ -64,10 +65,12 @@ class VersionWriter:
         return {"path": path, "rows": table.num_rows, "bytes": size}
 
     def write_quarantine(self, shard_key: str, table: pa.Table) -> dict:
-        """Write a shard's quarantine records; returns its entry for `commit_shard`."""
+        """Write a shard's quarantine records; returns its entry for `commit_shard`:
+        `rows` counts the input rows the records stand for, `records` the records."""
         path = self.quarantine_path(shard_key)
         size = write_parquet(table, join(self.uri, path), self.storage_options)
-        return {"path": path, "rows": table.num_rows, "bytes": size}
+        rows, records = quarantine_counts(table)
+        return {"path": path, "rows": rows, "records": records, "bytes": size}
 
     # -- state ---------------------------------------------------------------------------
 
@@ -124,8 +127,13 @@ class VersionWriter:
         extra: dict | None = None,
         extra_files: list[dict] | None = None,
         set_latest: bool = True,
+        skipped_inputs: list[dict] | None = None,
     ) -> dict:
         """Write `_manifest.json` from the shard markers, then point `<output>/_latest` here.
+
+        `skipped_inputs` (`[{"path", "reason"}]`): what the inputs' folders hold that the
+        run did not read. `quarantined_rows` counts the input rows quarantined,
+        `quarantine_records` the records standing for them.
 
         Files under the version that nothing lists (left by a crashed attempt) are deleted
         first; top-level names starting with `_` (bookkeeping such as `_shards/`) are kept.
@@ -158,11 +166,13 @@ class VersionWriter:
                 "rows": sum(f.get("rows", 0) for f in files),
                 "bytes": sum(f.get("bytes", 0) for f in files),
                 "quarantined_rows": sum(f.get("rows", 0) for f in quarantine),
+                "quarantine_records": sum(f.get("records", f.get("rows", 0)) for f in quarantine),
                 "files": files,
                 "quarantine": quarantine,
                 "extra_files": side,
                 "shards": shards,
                 "inputs": inputs,
+                "skipped_inputs": list(skipped_inputs or []),
                 "parameters": parameters,
                 "code_version": code_version,
                 "flow_run_id": flow_run_id,

@@ -145,3 +145,27 @@ def json_kind(value) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
         type(value), type(value).__name__
     )
+
+
+def locate(shards, orders: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Where rows came from, by their `_order` and the plan's `shards`: (source, line),
+    the input file and the row's line, row or sample number in it (0 for a media file of a
+    `files` shard, which is the whole file); a null source when no shard holds the row."""
+    first: dict[int, object] = {}
+    for shard in shards:
+        first.setdefault(shard.file_index, shard)
+    sources, lines = [], []
+    for order in orders.to_pylist():
+        index, number = order >> 32, order & 0xFFFFFFFF
+        shard = first.get(index)
+        if shard is None:
+            sources.append(None)
+            lines.append(number)
+        elif shard.members:
+            uris = shard.uris
+            sources.append(uris[number - 1] if 0 < number <= len(uris) else None)
+            lines.append(0)
+        else:
+            sources.append(shard.uri)
+            lines.append(number)
+    return pa.array(sources, pa.string()), pa.array(lines, pa.int64())
