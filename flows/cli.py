@@ -23,6 +23,8 @@ from pathlib import Path
 from types import UnionType
 from typing import Literal, Union, get_args, get_origin
 
+from flows.runtime.signals import RunStopped, stop_on_signals
+
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample.jsonl.gz"
 
 
@@ -411,10 +413,14 @@ def main(argv: list[str] | None = None) -> int:
             print_lineage(args.uri)
             return 0
         flow, params = _flow_and_params(args)
-        summary = _run_flow(flow, params, args.json, args.verbose)
+        with stop_on_signals():  # Ctrl-C/SIGTERM: stop at a safe point, raise RunStopped
+            summary = _run_flow(flow, params, args.json, args.verbose)
         _print_summary(summary, args.json)
         _check_written(summary, params)
         return 0
+    except RunStopped as stopped:  # one line: what is committed, how to resume
+        print(stopped, file=sys.stderr)
+        return stopped.exit_code
     except KeyboardInterrupt:
         print(
             "curate: interrupted; committed shards are kept and a re-run resumes", file=sys.stderr

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.runtime import storage
+from flows.runtime import signals, storage
 from flows.runtime.engine import RunReport
 from flows.runtime.params import UNVERSIONED, FlowParams
 from flows.runtime.passes import (
@@ -207,7 +207,11 @@ def _run_pending(phase, plan: Plan, writer: VersionWriter, read, stages, sink) -
     pending = [s for s in plan.shards if s.key not in done]
     report.shards_skipped = len(plan.shards) - len(pending)
     start = time.perf_counter()
-    run_phase(phase, pending, read, stages, sink, report)
+    try:
+        run_phase(phase, pending, read, stages, sink, report)
+    except signals.RunStopped as stop:
+        stop.done = len(writer.done_shards())  # exact now: Ray is down, no shard in flight
+        raise
     report.seconds = time.perf_counter() - start
     return report
 
@@ -412,6 +416,7 @@ def execute(spec: FlowSpec, params: FlowParams, runner: Runner) -> dict:
         report.bytes_written = written.bytes_written
     report.operators = _operators(spec, params)
     report.seconds = time.perf_counter() - start
+    signals.raise_if_stopped("commit", len(plan.shards), len(plan.shards))
     manifest = runner.commit(
         spec, params, plan, lambda run_id: commit(spec, params, plan, report, removed, run_id)
     )
@@ -533,7 +538,14 @@ def build_flow(spec: FlowSpec, module: str, register_flow: bool = True):
     tasks = {name: _step_task(name, spec.name) for name in STEPS}
 
     def run(params):
-        return execute(spec, params, PrefectRunner(tasks))
+        from prefect.states import Cancelled
+
+        signals.rearm()  # the CLI's Ctrl-C/SIGTERM handling, over the flow engine's
+        try:
+            return execute(spec, params, PrefectRunner(tasks))
+        except signals.RunStopped as stop:
+            # Asked for, not a crash: the run is Cancelled (the CLI raises `stop` again).
+            return Cancelled(message=str(stop))
 
     run.__annotations__ = {"params": spec.params, "return": dict}
     run.__name__ = run.__qualname__ = spec.attribute

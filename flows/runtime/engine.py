@@ -56,6 +56,8 @@ def init_ray() -> None:
     """Join the cluster at RAY_ADDRESS, or start a local one sized by CURATE_RAY_* vars."""
     import ray
 
+    from flows.runtime import signals
+
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -70,6 +72,7 @@ def init_ray() -> None:
             runtime_env={"env_vars": env},
             log_to_driver=False,
         )
+        signals.rearm()  # Ray's core worker took SIGTERM
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     kwargs: dict[str, Any] = {
@@ -85,7 +88,9 @@ def init_ray() -> None:
     if os.environ.get("CURATE_RAY_TMPDIR"):
         os.makedirs(os.environ["CURATE_RAY_TMPDIR"], exist_ok=True)
         kwargs["_temp_dir"] = os.environ["CURATE_RAY_TMPDIR"]
-    ray.init(**kwargs)
+    with signals.ray_in_own_group():  # a Ctrl-C or SIGTERM of the CLI's group spares Ray
+        ray.init(**kwargs)
+    signals.rearm()  # Ray's core worker took SIGTERM
 
 
 def shutdown_ray() -> None:

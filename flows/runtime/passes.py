@@ -10,8 +10,15 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from flows.runtime import storage
-from flows.runtime.engine import USER_ERRORS, RunReport, StageMetrics, run_pipeline
+from flows.runtime import signals, storage
+from flows.runtime.engine import (
+    USER_ERRORS,
+    RunReport,
+    StageMetrics,
+    init_ray,
+    run_pipeline,
+    shutdown_ray,
+)
 from stages.base import Stage
 from stages.io.commit import VersionWriter
 from stages.io.fs import filesystem, write_bytes_atomic
@@ -105,7 +112,9 @@ def run_phase(
 ) -> None:
     """Run `read -> stages -> sink` over `shards`, folding each committed shard into
     `report`; progress goes to the Prefect run's log (the UI shows it) and to the front
-    end's progress hook."""
+    end's progress hook. A stop asked for by the CLI's Ctrl-C or SIGTERM handling
+    (`flows.runtime.signals`) ends the pass between shards: Ray is shut down and
+    `RunStopped` raised."""
     total = len(shards)
     done = 0
     logger = _run_logger()
@@ -115,24 +124,44 @@ def run_phase(
         logger.info(
             "%s: %d shards to process (%d already committed)", phase, total, report.shards_skipped
         )
-    for result in run_pipeline(
-        shards,
-        reader,
-        stages,
-        sink,
-        item_to_dict=Shard.to_dict,
-        item_from_dict=Shard.from_dict,
-    ):
-        report.add_shard(result)
-        done += 1
-        if done == total or done % max(1, total // 20) == 0:
-            funnel = ", ".join(
-                f"{m.name} {m.rows_in}->{m.rows_out} ({m.rows_per_second:.0f} rows/s)"
-                for m in report.stages.values()
-            )
-            logger.info("%s: %d/%d shards; %s", phase, done, total, funnel)
-        if _progress_hook:
-            _progress_hook(phase, done, total)
+    committed = report.shards_skipped
+    results = None
+    try:
+        signals.raise_if_stopped(phase, committed, committed + total)
+        if total:
+            init_ray()  # outside the wait below: a stop never lands in the middle of ray.init
+        results = run_pipeline(
+            shards,
+            reader,
+            stages,
+            sink,
+            item_to_dict=Shard.to_dict,
+            item_from_dict=Shard.from_dict,
+        )
+        while True:
+            with signals.waiting_for_shards():  # a Ctrl-C or SIGTERM stops the run here
+                result = next(results, None)
+            if result is None:
+                break
+            report.add_shard(result)
+            done += 1
+            if done == total or done % max(1, total // 20) == 0:
+                funnel = ", ".join(
+                    f"{m.name} {m.rows_in}->{m.rows_out} ({m.rows_per_second:.0f} rows/s)"
+                    for m in report.stages.values()
+                )
+                logger.info("%s: %d/%d shards; %s", phase, done, total, funnel)
+            if _progress_hook:
+                _progress_hook(phase, done, total)
+    except signals.RunStopped as stop:
+        # No new shard starts: Ray goes down with the shards in flight, whose files a
+        # re-run overwrites (their markers, written last, are missing).
+        if results is not None:
+            results.close()
+        shutdown_ray()
+        stop.phase, stop.done, stop.total = phase, committed + done, committed + total
+        logger.warning("%s: stopped by a signal after %d/%d shards", phase, done, total)
+        raise
 
 
 def _run_logger() -> logging.Logger | logging.LoggerAdapter:
