@@ -187,9 +187,10 @@ ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
          object_store_memory=256 << 20, _temp_dir=sys.argv[1], log_to_driver=False,
          configure_logging=False)
 folder = Path(sys.argv[2])
+(folder / "in").mkdir()
 for f in range(3):
-    (folder / f"in-{f}.jsonl").write_text(json.dumps({"id": str(f), "text": "x"}) + "\\n")
-summary = run_flow(SPEC, FlowParams(input=str(folder), output=str(folder / "out")))
+    (folder / "in" / f"{f}.jsonl").write_text(json.dumps({"id": str(f), "text": "x"}) + "\\n")
+summary = run_flow(SPEC, FlowParams(input=str(folder / "in"), output=str(folder / "out")))
 print(summary["manifest"])
 """
 
