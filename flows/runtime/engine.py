@@ -20,9 +20,11 @@ operators a shard travels as Arrow IPC bytes. Each shard carries its own per-sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,11 +69,12 @@ def init_ray() -> None:
         "HF_HUB_OFFLINE": "1",
     }
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(
-            address=os.environ["RAY_ADDRESS"],
-            runtime_env={"env_vars": env},
-            log_to_driver=False,
-        )
+        with _quiet_core_start():
+            ray.init(
+                address=os.environ["RAY_ADDRESS"],
+                runtime_env={"env_vars": env},
+                log_to_driver=False,
+            )
         signals.rearm()  # Ray's core worker took SIGTERM
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -88,9 +91,29 @@ def init_ray() -> None:
     if os.environ.get("CURATE_RAY_TMPDIR"):
         os.makedirs(os.environ["CURATE_RAY_TMPDIR"], exist_ok=True)
         kwargs["_temp_dir"] = os.environ["CURATE_RAY_TMPDIR"]
-    with signals.ray_in_own_group():  # a Ctrl-C or SIGTERM of the CLI's group spares Ray
-        ray.init(**kwargs)
+    with signals.ray_in_own_group(), _quiet_core_start():
+        ray.init(**kwargs)  # in its own group: a Ctrl-C or SIGTERM of the CLI's group spares Ray
     signals.rearm()  # Ray's core worker took SIGTERM
+
+
+@contextlib.contextmanager
+def _quiet_core_start():
+    """When the CLI asked Ray's C++ core for fatal errors only (`RAY_BACKEND_LOG_LEVEL=fatal`,
+    its default without -v), the core still prints a line saying so as it starts: standard
+    error is closed to it for the `ray.init` call alone (a failed start still raises)."""
+    if os.environ.get("RAY_BACKEND_LOG_LEVEL") != "fatal":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def shutdown_ray() -> None:

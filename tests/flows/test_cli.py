@@ -47,3 +47,7 @@ def test_demo_writes_parquet_and_a_manifest_and_says_where(tmp_path):
     assert stages["ExactDedup"]["removed"] > 0  # the sample has planted duplicates
     assert manifest["quarantined_rows"] >= 0
     assert any(s["removed"] > 0 for name, s in stages.items() if name.endswith("Filter"))
+    # Without -v, neither Ray's C++ core nor its Python logs reach the terminal.
+    leaked = [line for line in result.stderr.splitlines() if line.startswith("[20")]
+    assert leaked == [], leaked
+    assert "logging.cc" not in result.stderr and "core_worker" not in result.stderr
