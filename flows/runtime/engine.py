@@ -48,6 +48,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 """Errors of the input or the parameters, not of the infrastructure: never worth a retry.
 The one list: a worker sends them to the driver as data, and the flows do not retry them."""
 
+ACTOR_START_TIMEOUT_S = 600  # a pool whose first workers cannot start by then is an error
 REMOVED_SAMPLE_SIZE = 3  # removed rows kept per filter and shard, for the report
 
 
@@ -597,6 +598,10 @@ def run_pipeline(
     ctx.print_on_execution_start = False
     # A shard is one row: never split or merge it.
     ctx.target_max_block_size = 1 << 40
+    # Actor pools start their first workers before any shard is dispatched: provisioned
+    # asynchronously (Ray Data's default), the first worker to finish `setup()` takes every
+    # shard of a short run and the other nodes never take part.
+    ctx.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
 
     operators = _plan(stages)
     cpus, gpus = _cluster_cpus(), _cluster_gpus()
