@@ -14,15 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from flows.runtime.builder import FlowSpec, build_flow, run_flow
+from flows.runtime.inputs import first_keys, parquet_schema, require_columns
 from flows.runtime.params import FlowParams
 from flows.runtime.storage import storage_options
 from flows.steps.dedup import Dedup
 from stages.dedup.minhash import MinHashConfig
-from stages.io.fs import filesystem
 from stages.io.read import ShardReader
 from stages.io.shards import Shard
 
@@ -193,11 +192,11 @@ def check_columns(params: DedupParams, shards: list[Shard]) -> None:
     wanted = {field: name for field, name in wanted.items() if name}
     parquet = list(dict.fromkeys(s.uri for s in shards if s.format == "parquet"))
     with ThreadPoolExecutor(max_workers=8) as pool:
-        schemas = list(pool.map(_parquet_schema, parquet))
+        schemas = list(pool.map(parquet_schema, parquet))
     for uri, schema in zip(parquet, schemas, strict=True):
         if schema is None:
             continue  # the reader quarantines an unreadable file with its reason
-        _require(wanted, schema.names, uri)
+        require_columns(wanted, schema.names, uri)
         kind = schema.field(params.column).type
         binary = pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
         if binary and params.method != "exact":
@@ -207,55 +206,9 @@ def check_columns(params: DedupParams, shards: list[Shard]) -> None:
             )
     jsonl = next((s.uri for s in shards if s.format == "jsonl"), None)
     if jsonl is not None:
-        keys = _first_keys(jsonl)
+        keys = first_keys(jsonl)
         if keys:
-            _require(wanted, keys, jsonl)
-
-
-def _require(wanted: dict[str, str], names, uri: str) -> None:
-    for field, name in wanted.items():
-        if name not in names:
-            have = ", ".join(sorted(names)[:12]) or "none"
-            raise ValueError(f"{uri} has no column {name!r} (the {field}); it has: {have}")
-
-
-def _parquet_schema(uri: str) -> pa.Schema | None:
-    fs, path = filesystem(uri, storage_options())
-    try:
-        with fs.open(path, "rb") as f:
-            return pq.read_schema(f)
-    except (pa.ArrowException, OSError):
-        return None
-
-
-SAMPLED_LINES = 20
-
-
-def _first_keys(uri: str) -> set[str]:
-    """The fields of the first JSON objects of a JSONL file (plain, gzip or zstd); empty
-    when none parses (the reader then quarantines the lines with their reasons)."""
-    import orjson
-
-    from stages.io.formats.lines import LineBlocks, split_lines
-
-    keys: set[str] = set()
-    seen = 0
-    shard = Shard(uri=uri, file_index=0)
-    try:
-        for block, *_ in LineBlocks(shard, storage_options(), block_bytes=64 << 10):
-            for line in split_lines(block):
-                try:
-                    row = orjson.loads(line) if line.strip() else None
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(row, dict):
-                    keys.update(row)
-                    seen += 1
-                if seen >= SAMPLED_LINES:
-                    return keys
-    except OSError:
-        pass
-    return keys
+            require_columns(wanted, keys, jsonl)
 
 
 DEDUP = FlowSpec(
