@@ -132,29 +132,12 @@ def reference(tmp_path_factory) -> tuple[Path, pa.Table]:
 # --------------------------------------------------------------------------- processes
 
 
-def _children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
 def _tree(pid: int) -> list[int]:
     """Every process below `pid` (Ray workers start sessions of their own, so a process
     group does not hold them)."""
-    children, found, todo = _children(), [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    from test_cluster import _descendants
+
+    return _descendants([pid])
 
 
 def _title(pid: int) -> str:
