@@ -158,25 +158,6 @@ def _typed(argv: list[str], flags: list[str]) -> tuple[str, str] | None:
     return found
 
 
-class NothingWritten(RuntimeError):
-    """A run whose every input row was quarantined (allow_empty: not an error)."""
-
-
-def _check_written(summary: dict, params) -> None:
-    """Fail a run in which every input row was quarantined, unless `allow_empty`."""
-    report = summary["report"]
-    read = next((s for s in report["stages"] if s["stage"] == "read"), None)
-    good = read["rows_out"] if read else report["rows_read"]  # rows that were not bad
-    if getattr(params, "allow_empty", True) or good or report["rows_written"]:
-        return
-    if report["rows_quarantined"]:
-        raise NothingWritten(
-            f"no row was written: every input row ({report['rows_quarantined']}) was "
-            f"quarantined (reasons in {summary['output']}/quarantine/); --allow-empty "
-            "accepts such a run"
-        )
-
-
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="show logs and tracebacks")
@@ -416,7 +397,6 @@ def main(argv: list[str] | None = None) -> int:
         with stop_on_signals():  # Ctrl-C/SIGTERM: stop at a safe point, raise RunStopped
             summary = _run_flow(flow, params, args.json, args.verbose)
         _print_summary(summary, args.json)
-        _check_written(summary, params)
         return 0
     except RunStopped as stopped:  # one line: what is committed, how to resume
         print(stopped, file=sys.stderr)

@@ -262,7 +262,11 @@ def find_duplicates(spec: FlowSpec, params: FlowParams, plan: Plan):
         texts_of = _StagedTexts(list(rows.values()), dedup.column, options)
     else:
         texts_of = _InputTexts(spec.reader(params), plan.shards, dedup.column)
-    return dedup.find(sidecars, rows_in, texts_of)
+    try:
+        return dedup.find(sidecars, rows_in, texts_of)
+    except signals.RunStopped as stop:
+        stop.phase, stop.done, stop.total = "find-duplicates", len(staged), len(plan.shards)
+        raise
 
 
 class _StagedTexts:
@@ -405,7 +409,8 @@ def execute(spec: FlowSpec, params: FlowParams, runner: Runner) -> dict:
     final = VersionWriter(plan.output, plan.version, storage_options=options)
     if final.is_committed():
         manifest = read_manifest(final.uri, options)
-        return summary(manifest, report_from_manifest(manifest), final.uri, True)
+        done = summary(manifest, report_from_manifest(manifest), final.uri, True)
+        return check_written(done, params)
     report = runner.step("process-shards", process_pass, spec, params, plan)
     removed = None
     if spec.dedup(params) is not None:
@@ -421,7 +426,27 @@ def execute(spec: FlowSpec, params: FlowParams, runner: Runner) -> dict:
         spec, params, plan, lambda run_id: commit(spec, params, plan, report, removed, run_id)
     )
     runner.publish(spec.name, report, manifest, final.uri)
-    return summary(manifest, report, final.uri, False)
+    return check_written(summary(manifest, report, final.uri, False), params)
+
+
+class NothingWritten(RuntimeError):
+    """A committed run in which every input row was quarantined: the quarantine is published
+    (it says why), and the run fails so that a schedule, Prefect and the CLI all see it."""
+
+
+def check_written(done: dict, params: FlowParams) -> dict:
+    """The run summary, or `NothingWritten` when every input row was quarantined and the
+    params do not `allow_empty`."""
+    report = done["report"]
+    read = next((s for s in report["stages"] if s["stage"] == "read"), None)
+    good = read["rows_out"] if read else report["rows_read"]  # rows that were not bad
+    if params.allow_empty or good or report["rows_written"] or not report["rows_quarantined"]:
+        return done
+    raise NothingWritten(
+        f"no row was written: every input row ({report['rows_quarantined']}) was "
+        f"quarantined (reasons in {done['output']}/quarantine/); --allow-empty "
+        "accepts such a run"
+    )
 
 
 def _operators(spec: FlowSpec, params: FlowParams) -> list[dict]:

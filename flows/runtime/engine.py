@@ -117,6 +117,28 @@ def _quiet_core_start():
         os.close(devnull)
 
 
+def _quiet_ray_errors() -> None:
+    """Without -v, the failures Ray recovers from itself (a worker or node lost and its task
+    retried) stay out of the terminal: Ray prints the raylet's notes to standard output (which
+    would break `--json`) and Ray Data logs the error it re-raises; both go to curate's log,
+    shown with -v, and a run that fails still ends in one line naming the cause."""
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+    from ray._private import worker
+
+    printer = getattr(worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "_curate_quiet", False):
+        return
+
+    def to_log(data, ignore_prefix: bool):
+        if data.get("pid") != "raylet":
+            return printer(data, ignore_prefix)
+        for line in data.get("lines", []):
+            log.info("ray: %s", line)
+
+    to_log._curate_quiet = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_log
+
+
 def shutdown_ray() -> None:
     import ray
 
@@ -591,7 +613,7 @@ def run_pipeline(
 
     init_ray()
     if not log.isEnabledFor(logging.INFO):
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        _quiet_ray_errors()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.enable_operator_progress_bars = False

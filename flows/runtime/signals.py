@@ -10,7 +10,8 @@ Where a run stops:
 
 - while the driver waits for the next shard from Ray (`waiting_for_shards`): at once. The
   driver commits nothing itself (workers write and commit shards), so nothing is half done.
-- anywhere else (planning, the dedup step, the progress updates): at the next check,
+- while the dedup step waits for its Ray tasks (`flows.steps.dedup.gather`): at once.
+- anywhere else (planning, the progress updates): at the next check,
   `raise_if_stopped` (before each pass, between shards, before the commit).
 
 The helper processes must outlive the first signal, so that the flow can end properly. A
@@ -80,6 +81,8 @@ class RunStopped(KeyboardInterrupt):
         name = signal.Signals(self.signum).name
         if self.phase == "commit":
             where = f"all {self.total} shards committed, not published"
+        elif self.phase == "find-duplicates":
+            where = f"all {self.total} shards processed, duplicates not yet found"
         elif self.done is not None:
             where = f"{self.done} of {self.total} shards committed ({self.phase} pass)"
         else:
@@ -142,6 +145,12 @@ def waiting_for_shards() -> Iterator[None]:
     try:
         raise_if_stopped()
         yield
+    except KeyboardInterrupt as exc:
+        # `ray.get` runs the handler while it waits, then raises a KeyboardInterrupt of its
+        # own in place of `RunStopped`.
+        if _stop is None or isinstance(exc, RunStopped):
+            raise
+        raise RunStopped(_stop) from None
     finally:
         _waiting = False
 

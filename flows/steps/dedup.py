@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from flows.runtime import signals
 from flows.runtime.engine import StageMetrics
 from flows.runtime.storage import join, storage_options
 from stages.base import Stage
@@ -179,6 +180,15 @@ class Dedup:
         return removed, metrics
 
 
+def gather(refs):
+    """`ray.get`, where a Ctrl-C or SIGTERM of the CLI stops the step at once: the step
+    writes nothing until it is done, so a re-run finds the duplicates again."""
+    import ray
+
+    with signals.waiting_for_shards():
+        return ray.get(refs)
+
+
 def empty_removed() -> pa.Table:
     return pa.table(
         {
@@ -267,7 +277,7 @@ def _exact(step: Dedup, keys: list[str], options) -> pa.Table:
             "duplicate_of", ids.take(kept)
         )
 
-    parts = ray.get([exact_partition.remote(p) for p in range(step.partitions)])
+    parts = gather([exact_partition.remote(p) for p in range(step.partitions)])
     parts = [t for t in parts if t is not None and t.num_rows]
     return pa.concat_tables(parts) if parts else empty_removed()
 
@@ -294,7 +304,7 @@ def _fuzzy(step: Dedup, keys, docs, texts_of: TextsOf, options, details: dict) -
         src, dst = edges.column("src").to_numpy(), edges.column("dst").to_numpy()
         return table.num_rows, connected_components(src, dst)
 
-    results = ray.get([partition_edges.remote(p) for p in range(step.partitions)])
+    results = gather([partition_edges.remote(p) for p in range(step.partitions)])
     parts = [part for _, part in results]
     # Each partition task read only its own share of the LSH keys: the figures say how
     # the work was spread (and that no task held all of it).
@@ -337,7 +347,7 @@ def _fuzzy(step: Dedup, keys, docs, texts_of: TextsOf, options, details: dict) -
         nodes, component = connected_components(src, dst)
         return choose_survivors(nodes, component, priority_of(nodes))
 
-    removed = ray.get(merge.remote(parts))
+    removed = gather(merge.remote(parts))
     if removed.num_rows == 0:
         return empty_removed()
     orders, clusters = removed.column("_order"), removed.column("cluster")
@@ -416,7 +426,7 @@ def _semantic(step: Dedup, keys: list[str], docs, options) -> tuple[pa.Table, li
 
     if not keys:
         return empty_removed(), []
-    centroids = ray.put(ray.get(fit.remote()))
+    centroids = ray.put(gather(fit.remote()))
 
     @ray.remote(num_cpus=1)
     def assign(uri: str, centroids: np.ndarray) -> str:
@@ -432,7 +442,7 @@ def _semantic(step: Dedup, keys: list[str], docs, options) -> tuple[pa.Table, li
         write_by_partition(table, out, options)
         return out
 
-    assigned = ray.get([assign.remote(uri, centroids) for uri in keys])
+    assigned = gather([assign.remote(uri, centroids) for uri in keys])
 
     @ray.remote(num_cpus=1)
     def partition_items(p: int) -> pa.Table | None:
@@ -466,7 +476,7 @@ def _semantic(step: Dedup, keys: list[str], docs, options) -> tuple[pa.Table, li
 
     parts = [
         t
-        for t in ray.get([partition_items.remote(p) for p in range(step.partitions)])
+        for t in gather([partition_items.remote(p) for p in range(step.partitions)])
         if t is not None
     ]
     if not parts:

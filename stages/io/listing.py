@@ -61,6 +61,47 @@ def list_folder(
     return listing
 
 
+def filter_matches(
+    fs: fsspec.AbstractFileSystem,
+    base: str,
+    matches: dict[str, dict],
+    wanted: Callable[[str], bool],
+    format_name: str | None = None,
+) -> Listing:
+    """What a glob pattern's `matches` (path -> info, as `fs.glob(detail=True)` gives) hold
+    to read, by the folder rules above, applied to the part of each path the pattern matched
+    (below `base`): the folders the user named are theirs to name."""
+    listing = Listing()
+    start = len(base.rstrip("/")) + 1 if base else 0
+    layouts: dict[str, str | None] = {}  # folder -> why it is curate output, or None
+
+    def layout_above(path: str) -> tuple[str, str] | None:
+        parts = path[start:].split("/")
+        for i in range(1, len(parts)):
+            folder = path[:start] + "/".join(parts[:i])
+            if folder not in layouts:
+                layouts[folder] = layout_reason(
+                    [m for m in LAYOUT_MARKERS if fs.exists(f"{folder}/{m}")]
+                )
+            if layouts[folder] is not None:
+                return folder, layouts[folder]
+        return None
+
+    left_out: dict[str, str] = {}
+    for path, info in sorted(matches.items()):
+        if info.get("type") == "directory" or hidden(path[start:]):
+            continue
+        layout = layout_above(path)
+        if layout is not None:
+            left_out.setdefault(*layout)
+        elif wanted(path):
+            listing.files.append((path, info.get("size")))
+        else:
+            listing.skipped.append((path, type_reason(path, format_name)))
+    listing.skipped += sorted(left_out.items())
+    return listing
+
+
 def layout_reason(names: set[str] | list[str]) -> str | None:
     """Why a folder holding entries `names` is curate's output, or None."""
     for marker, what in LAYOUT_MARKERS.items():

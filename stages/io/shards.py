@@ -18,8 +18,7 @@ from stages.io.formats import FORMATS, Format, compression_of, format_of, get_fo
 from stages.io.formats.files import FILES_PER_SHARD, file_id
 from stages.io.formats.lines import first_lines as _first_lines
 from stages.io.fs import filesystem, to_uri
-from stages.io.listing import hidden as _hidden
-from stages.io.listing import list_folder
+from stages.io.listing import filter_matches, list_folder
 
 _GLOB_CHARS = "*?["
 
@@ -286,13 +285,14 @@ def _list_input(
     # A wildcard makes a pattern unless the path exists as written (a folder `a [1]`).
     if any(c in path for c in _GLOB_CHARS) and not fs.exists(path):
         found = fs.glob(path, detail=True)
-        # Only the part the pattern matched can be hidden, not the folders the user named.
+        # Only the part the pattern matched can be hidden or curate output, not the folders
+        # the user named.
         base = path[: min(path.find(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
-        files = [
-            (to_uri(fs, p), info.get("size"))
-            for p, info in sorted(found.items())
-            if info.get("type") != "directory" and wanted(p) and not _hidden(p[len(base) :])
-        ]
+        name = forced.name if forced is not None else None
+        listing = filter_matches(fs, base, found, wanted, name)
+        files = [(to_uri(fs, p), size) for p, size in listing.files]
+        if skipped is not None:
+            skipped += [{"path": to_uri(fs, p), "reason": why} for p, why in listing.skipped]
         if not files:
             raise InputNotFound(f"{item}: no input file matches this pattern")
         return to_uri(fs, base or "/"), files

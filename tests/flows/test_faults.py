@@ -89,6 +89,15 @@ def _finish(proc: subprocess.Popen, log: Path, timeout: float) -> int:
         pytest.fail(f"run did not finish in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
+def _no_ray_lines(log: Path) -> None:
+    """Without -v, the failures Ray recovers from stay out of the terminal."""
+    text = log.read_text()
+    leaked = [
+        line for line in text.splitlines() if "(raylet)" in line or "Dataset execution" in line
+    ]
+    assert not leaked, text[-3000:]
+
+
 def _rows(output: str) -> pa.Table:
     """The committed rows of a dataset (local or s3://), sorted by id."""
     tables = [read_parquet(uri) for uri in dataset_files(output)]
@@ -220,6 +229,7 @@ def test_a_killed_ray_worker_is_replaced_and_the_output_is_unchanged(reference, 
         assert _finish(proc, log, 300) == 0, f"killed {title}:\n{log.read_text()[-3000:]}"
     finally:
         _kill_tree(proc)
+    _no_ray_lines(log)
     assert _rows(str(output)).equals(expected)
     assert read_manifest(str(output))["rows"] == expected.num_rows
 
@@ -289,6 +299,7 @@ def test_a_killed_worker_node_leaves_the_run_to_the_head_node_with_the_same_outp
     finally:
         _kill_tree(proc)
     assert code == 0, log.read_text()[-3000:]
+    _no_ray_lines(log)
     assert _rows(str(output)).equals(expected)
 
 
@@ -475,6 +486,7 @@ def test_an_s3_outage_fails_the_run_in_one_line_and_publishes_nothing(
     assert errors == [lines[-1]], text[-3000:]
     assert re.search(r"when calling the \w+ operation|127\.0\.0\.1", errors[0]), errors[0]
     assert "Traceback" not in text and "Unhandled error" not in text, text[-3000:]
+    _no_ray_lines(log)
     assert down_for < 150, f"{down_for:.0f} s from the outage to the exit"
 
     import s3fs

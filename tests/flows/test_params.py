@@ -386,3 +386,24 @@ def test_a_run_whose_every_row_was_quarantined_exits_non_zero(tmp_path):
         "text", "--input", str(source), "--output", "out", "--allow-empty", cwd=tmp_path
     )
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+
+
+def test_the_prefect_run_of_an_all_bad_input_fails_after_publishing_the_quarantine(
+    tmp_path, prefect_harness, ray_cluster
+):
+    from flows.runtime.builder import NothingWritten
+
+    source = tmp_path / "bad.jsonl"
+    source.write_text('{"id": 1, "text": "unterminated\n[1, 2]\n')
+    params = TextParams(input=str(source), output=str(tmp_path / "out"), dedup="none")
+
+    state = curate_text(params, return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(NothingWritten, match="every input row \\(2\\) was quarantined"):
+        state.result()
+    manifest = read_manifest(str(tmp_path / "out"))  # committed: the quarantine says why
+    assert manifest["rows"] == 0 and manifest["quarantined_rows"] == 2
+    with pytest.raises(NothingWritten):  # the committed version fails a re-run the same way
+        run_text(params)
+    assert run_text(params.model_copy(update={"allow_empty": True}))["already_committed"]

@@ -204,6 +204,34 @@ def test_a_stop_while_waiting_for_shards_raises_at_once_elsewhere_at_the_next_ch
         signal.signal(signal.SIGINT, previous)
 
 
+def test_a_stop_while_the_dedup_step_waits_for_ray_raises_at_once(monkeypatch, ray_cluster):
+    import threading
+
+    import ray
+
+    from flows.steps.dedup import gather
+
+    @ray.remote(num_cpus=0)
+    def slow() -> int:
+        time.sleep(60)
+        return 1
+
+    monkeypatch.setattr(signals, "_stop", None)
+    previous = signal.signal(signal.SIGINT, signals.request_stop)
+    ref = slow.remote()
+    timer = threading.Timer(2, signal.raise_signal, (signal.SIGINT,))
+    try:
+        start = time.monotonic()
+        timer.start()
+        with pytest.raises(signals.RunStopped):
+            gather([ref])
+        assert time.monotonic() - start < 20, "the step ran on after the stop"
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+        ray.cancel(ref, force=True)
+
+
 def test_the_stop_line_says_what_is_committed_and_how_to_resume():
     stop = signals.RunStopped(signal.SIGTERM, "write", 7, 40)
     assert stop.exit_code == 143
@@ -213,3 +241,5 @@ def test_the_stop_line_says_what_is_committed_and_how_to_resume():
     )
     before_commit = signals.RunStopped(signal.SIGINT, "commit", 40, 40)
     assert "all 40 shards committed, not published" in str(before_commit)
+    finding = signals.RunStopped(signal.SIGINT, "find-duplicates", 40, 40)
+    assert "all 40 shards processed, duplicates not yet found" in str(finding)

@@ -120,6 +120,44 @@ def test_unsupported_files_on_s3_are_listed_too(s3_bucket):
     ]
 
 
+def test_a_pattern_leaves_out_curate_output_and_lists_what_it_does_not_read(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "2024").mkdir(parents=True)
+    (raw / "a.jsonl").write_bytes(ROW)
+    (raw / "2024" / "b.jsonl").write_bytes(ROW)
+    (raw / "2024" / "notes.txt").write_text("not an input")
+    _output_version(raw / "out", "v1")  # its parts and quarantine match the pattern too
+
+    shards, skipped = plan_inputs(str(raw / "**"))
+
+    assert [s.uri for s in shards] == [str(raw / "2024" / "b.jsonl"), str(raw / "a.jsonl")]
+    assert skipped == [
+        {"path": str(raw / "2024" / "notes.txt"), "reason": "unsupported file type '.txt'"},
+        {"path": str(raw / "out"), "reason": skipped[1]["reason"]},
+    ]
+    assert "curate output" in skipped[1]["reason"] and "_latest" in skipped[1]["reason"]
+
+
+def test_a_pattern_inside_a_folder_the_user_named_reads_it(tmp_path):
+    _output_version(tmp_path / "out", "v1")
+    shards, skipped = plan_inputs(str(tmp_path / "out" / "v1" / "part-*.parquet"))
+    assert [s.uri for s in shards] == [str(tmp_path / "out" / "v1" / "part-00000-0000-0.parquet")]
+    assert skipped == []
+
+
+def test_a_pattern_on_s3_leaves_out_curate_output(s3_bucket):
+    import s3fs
+
+    fs = s3fs.S3FileSystem(use_listings_cache=False)
+    fs.pipe(f"{s3_bucket}/raw/a.jsonl", ROW)
+    fs.pipe(f"{s3_bucket}/raw/out/_latest", b'{"version": "v1"}')
+    fs.pipe(f"{s3_bucket}/raw/out/v1/_manifest.json", b"{}")
+    fs.pipe(f"{s3_bucket}/raw/out/v1/quarantine-00000.jsonl", ROW)
+    shards, skipped = plan_inputs(f"s3://{s3_bucket}/raw/**/*.jsonl")
+    assert [s.uri for s in shards] == [f"s3://{s3_bucket}/raw/a.jsonl"]
+    assert [s["path"] for s in skipped] == [f"s3://{s3_bucket}/raw/out"]
+
+
 # --------------------------------------------------------------------------- links
 
 
