@@ -66,6 +66,24 @@ class Stage:
         return describe_rows(rows, limit, getattr(self, "text_field", "text"))
 
 
+class Validator(Stage):
+    """A stage that sends bad rows to the quarantine rather than removing them: input that
+    cannot be used at all (an undecodable image, a truncated audio file), as opposed to
+    usable input a `Filter` judges too poor to keep.
+
+    `check(batch)` returns the good rows and a quarantine table of the bad ones
+    (`stages.io.quarantine.quarantine_table`: source, line, reason, raw, ...), one record
+    per bad row. The engine adds the records to the shard's quarantine and counts their
+    rows as quarantined, not as removed by the stage.
+    """
+
+    def check(self, batch: pa.Table) -> tuple[pa.Table, pa.Table]:
+        raise NotImplementedError
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        return self.check(batch)[0]
+
+
 class Filter(Stage):
     """A stage that keeps or drops whole rows.
 

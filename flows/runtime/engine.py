@@ -32,7 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from stages.base import Filter, FilterChain, Resources, Stage
+from stages.base import Filter, FilterChain, Resources, Stage, Validator
 from stages.io.errors import InputError, InputNotFound
 
 log = logging.getLogger("curate.engine")
@@ -161,10 +161,11 @@ class StageMetrics:
     nodes: set[str] = field(default_factory=set)
     removed_sample: list[dict] = field(default_factory=list)
     details: dict = field(default_factory=dict)  # step-specific figures for the report
+    quarantined: int = 0  # rows a `Validator` sent to the quarantine (not removed)
 
     @property
     def removed(self) -> int:
-        return self.rows_in - self.rows_out
+        return self.rows_in - self.rows_out - self.quarantined
 
     @property
     def rows_per_second(self) -> float:
@@ -174,6 +175,7 @@ class StageMetrics:
         self.rows_in += record["rows_in"]
         self.rows_out += record["rows_out"]
         self.seconds += record["seconds"]
+        self.quarantined += record.get("rows_quarantined", 0)
         self.shards += 1
         if record.get("node"):
             self.nodes.add(record["node"])
@@ -187,6 +189,7 @@ class StageMetrics:
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "removed": self.removed,
+            **({"quarantined": self.quarantined} if self.quarantined else {}),
             "seconds": round(self.seconds, 4),
             "rows_per_second": round(self.rows_per_second, 1),
             "shards": self.shards,
@@ -284,12 +287,13 @@ class RunReport:
 
 
 def run_stage(
-    stage: Stage, table: pa.Table, node: str | None = None
+    stage: Stage, table: pa.Table, node: str | None = None, quarantine: list | None = None
 ) -> tuple[pa.Table, list[dict]]:
     """Run one stage over a whole shard table, in `stage.batch_size` slices when set.
 
     Returns the output table and the metrics records for this shard: one for a stage, one
-    per filter for a `FilterChain`.
+    per filter for a `FilterChain`. A `Validator`'s quarantine tables are appended to
+    `quarantine` (required for one), its record counts their rows (`rows_quarantined`).
     """
     if isinstance(stage, FilterChain):
         return _run_chain(stage, table, node)
@@ -298,9 +302,18 @@ def run_stage(
     sample: list[dict] = []
     size = stage.batch_size or max(rows_in, 1)
     outputs = []
+    bad_rows = 0
     for offset in range(0, max(rows_in, 1), size):
         batch = table.slice(offset, size)
-        if isinstance(stage, Filter):
+        if isinstance(stage, Validator):
+            if quarantine is None:
+                raise TypeError(f"{stage.stage_name}: a Validator needs a quarantine list")
+            good, bad = stage.check(batch)
+            if bad.num_rows:
+                quarantine.append(bad)
+                bad_rows += int(pa.compute.sum(bad.column("rows")).as_py() or 0)
+            outputs.append(good)
+        elif isinstance(stage, Filter):
             kept, removed, _ = stage.apply(batch)
             if len(sample) < REMOVED_SAMPLE_SIZE and removed.num_rows:
                 sample.extend(stage.describe_removed(removed, REMOVED_SAMPLE_SIZE - len(sample)))
@@ -315,6 +328,7 @@ def run_stage(
         "seconds": time.perf_counter() - start,
         "node": node,
         "removed_sample": sample,
+        **({"rows_quarantined": bad_rows} if isinstance(stage, Validator) else {}),
     }
     return out, [record]
 
@@ -550,15 +564,18 @@ class _ShardOp:
         else:
             table = table_from_bytes(row["table"])
             quarantine = table_from_bytes(row["quarantine"])
+        found: list[pa.Table] = []  # quarantine records of Validator stages
         for stage in self.stages:
             try:
-                table, records = run_stage(stage, table, node)
+                table, records = run_stage(stage, table, node, found)
             except USER_ERRORS as exc:
                 message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
                 raise type(exc)(f"stage {stage.stage_name} on {item}: {message}") from exc
             except Exception as exc:
                 raise RuntimeError(f"stage {stage.stage_name} failed on {item}: {exc}") from exc
             metrics.extend(records)
+        if found:
+            quarantine = pa.concat_tables([quarantine, *found], promote_options="default")
         if self.sink is not None:
             result = self.sink(item, table, quarantine, metrics)
             return self._output(row, result=json.dumps(result))

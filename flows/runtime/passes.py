@@ -88,11 +88,13 @@ def shard_result(shard, table, quarantine, metrics, files) -> dict:
     quarantined, records = quarantine_counts(quarantine)
     read = next((m for m in metrics if m["stage"] == READ_STAGE), None)
     good = read["rows_out"] if read else table.num_rows
+    # Rows a Validator stage quarantined were read as good rows: counted once.
+    later = sum(m.get("rows_quarantined", 0) for m in metrics if m["stage"] != READ_STAGE)
     if read is not None:
-        read["rows_in"] = good + quarantined
+        read["rows_in"] = good + quarantined - later
     return {
         "shard": shard.key,
-        "rows_read": good + quarantined,
+        "rows_read": good + quarantined - later,
         "rows_quarantined": quarantined,
         "quarantine_records": records,
         "blank_lines": blank_lines(quarantine),
@@ -234,6 +236,7 @@ def report_from_manifest(manifest: dict) -> RunReport:
             record.get("shards", 0),
             set(record.get("nodes", [])),
         )
+        m.quarantined = record.get("quarantined", 0)
         m.removed_sample = record.get("removed_sample", [])
         m.details = record.get("details", {})
         report.stages[m.name] = m

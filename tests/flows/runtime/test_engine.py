@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.runtime.engine import RunReport, group_stages, plan_operators, run_pipeline, run_stage
-from stages.base import Filter, FilterChain, Resources, Stage
+from stages.base import Filter, FilterChain, Resources, Stage, Validator
 
 
 class Shout(Stage):
@@ -298,3 +298,74 @@ def test_a_missing_input_or_model_folder_is_a_user_error():
     for error in (InputError("x"), InputNotFound("x"), FileNotFoundError("model/"), KeyError("k")):
         assert isinstance(error, USER_ERRORS)
     assert not isinstance(RuntimeError("node died"), USER_ERRORS)
+
+
+class NonEmpty(Validator):
+    """Quarantines rows whose text is empty: unusable input, not a quality decision."""
+
+    batch_size = 2
+
+    def check(self, batch):
+        from stages.io.quarantine import quarantine_table
+
+        empty = pc.equal(pc.utf8_length(batch["text"]), 0)
+        bad = batch.filter(empty)
+        records = [(r["source"], 0, f"{r['source']}: empty text", None) for r in bad.to_pylist()]
+        return batch.filter(pc.invert(empty)), quarantine_table(records)
+
+
+def test_a_validator_sends_bad_rows_to_the_quarantine_not_to_the_removed_count():
+    from flows.runtime.passes import shard_result
+
+    table = pa.table(
+        {"id": list("abcde"), "source": ["f.jsonl"] * 5, "text": ["x", "", "y", "", "zz"]}
+    )
+    found: list[pa.Table] = []
+    out, [record] = run_stage(NonEmpty(), table, None, found)
+    assert out["id"].to_pylist() == ["a", "c", "e"]
+    assert record["rows_quarantined"] == 2 and record["rows_out"] == 3
+    quarantine = pa.concat_tables(found)
+    assert quarantine["reason"].to_pylist() == ["f.jsonl: empty text"] * 2
+
+    read = {"stage": "read", "rows_in": 5, "rows_out": 5, "seconds": 0.0}
+    result = shard_result(type("S", (), {"key": "k"})(), out, quarantine, [read, record], files=[])
+    assert result["rows_read"] == 5 and result["rows_quarantined"] == 2
+    report = RunReport()
+    report.add_shard(result)
+    assert report.rows_removed == 0 and report.unaccounted == 0
+    assert report.to_dict()["stages"][1]["quarantined"] == 2
+
+
+def test_a_validator_in_a_pipeline_puts_its_records_in_the_shard_quarantine(ray_cluster):
+    import sys
+
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+    def read(item):
+        from stages.io.quarantine import empty_quarantine
+
+        texts = ["", "keep", ""] if item == "s1" else ["one", "two"]
+        ids = [f"{item}-{i}" for i in range(len(texts))]
+        return pa.table({"id": ids, "source": [item] * len(texts), "text": texts}), (
+            empty_quarantine()
+        )
+
+    def sink(item, table, quarantine, metrics):
+        return {"item": item, "rows": table.num_rows, "bad": quarantine.num_rows}
+
+    results = list(
+        run_pipeline(
+            ["s1", "s2"],
+            read,
+            [NonEmpty()],
+            sink,
+            item_to_dict=lambda i: {"i": i},
+            item_from_dict=lambda d: d["i"],
+        )
+    )
+    assert sorted((r["item"], r["rows"], r["bad"]) for r in results) == [
+        ("s1", 1, 2),
+        ("s2", 2, 0),
+    ]
