@@ -77,7 +77,7 @@ class FlowSpec:
       help and the Prefect UI; `asset`: what the output dataset is, for its Prefect asset.
     - `reader`: a `ShardReader`; `input_format`: the reader format for every input file
       (None: by extension); `stages`: the pipeline; `dedup`: an optional global dedup step;
-      `writer`: the dataset writer's name (parquet, webdataset, manifest).
+      `writer`: the dataset writer's name (parquet, webdataset, manifest) or a writer.
     - `check(params, shards)`: parameter checks that need the planned input (a column that
       the input lacks), run before any work.
     - `histograms`: whether the HTML report draws score histograms.
@@ -90,7 +90,7 @@ class FlowSpec:
     reader: Callable[[Any], ShardReader]
     stages: Callable[[Any], list[Stage]] = _no_stages
     dedup: Callable[[Any], Dedup | None] = _none
-    writer: Callable[[Any], str] = _parquet
+    writer: Callable[[Any], Any] = _parquet
     input_format: Callable[[Any], str | None] = _none
     check: Callable[[Any, list[Shard]], None] | None = None
     histograms: Callable[[Any], bool] = _no_histograms
@@ -166,9 +166,10 @@ def _format_argument(name: str | None) -> dict:
 
 
 def _writer(spec: FlowSpec, params: FlowParams):
-    from stages.io.writers import dataset_writer
+    from stages.io.writers import DatasetWriter, dataset_writer
 
-    return dataset_writer(spec.writer(params))
+    writer = spec.writer(params)
+    return writer if isinstance(writer, DatasetWriter) else dataset_writer(writer)
 
 
 def process_pass(spec: FlowSpec, params: FlowParams, plan: Plan) -> RunReport:

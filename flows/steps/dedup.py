@@ -32,11 +32,17 @@ from stages.base import Stage
 from stages.dedup.minhash import MinHashConfig
 from stages.io.fs import filesystem, read_parquet, write_bytes_atomic
 
-DedupMethod = Literal["exact", "fuzzy", "semantic"]
+DedupMethod = Literal["exact", "fuzzy", "semantic", "phash"]
 EMBEDDING = "_embedding"
 # Columns the identify stage adds for the sidecars; never part of the staged rows.
 SIDECAR_COLUMNS = ("_hash", "_partition", "_minhash", "_bands", EMBEDDING, "_priority")
-METRIC_NAMES = {"exact": "ExactDedup", "fuzzy": "FuzzyDedup", "semantic": "SemanticDedup"}
+METRIC_NAMES = {
+    "exact": "ExactDedup",
+    "fuzzy": "FuzzyDedup",
+    "semantic": "SemanticDedup",
+    "phash": "PerceptualDedup",
+}
+PHASH_THRESHOLD = 6  # bits of 64: benchmarks/phash_threshold.py
 
 TextsOf = Callable[[pa.Array], dict[int, str]]
 """texts_of(orders) -> {_order: text of the compared column}, for exact verification."""
@@ -54,6 +60,10 @@ class Dedup:
       `verify` (exact Jaccard, MinHash estimate, or none), `clustering`.
     - semantic: `eps` (duplicates have cosine similarity >= 1 - eps), `n_clusters`,
       `semantic_keep`, `model` (a local sentence-transformers folder), `kmeans_sample`.
+    - phash: `column` holds 64-bit perceptual hashes (uint64); a pair within
+      `hamming_threshold` bits that agrees on one of `phash_bands` bands is a duplicate;
+      `clustering` as for fuzzy (centers: each removed image is within the threshold of
+      the image kept for it).
     """
 
     method: DedupMethod
@@ -72,6 +82,8 @@ class Dedup:
     kmeans_sample: int = 100_000
     seed: int = 42
     embedding_column: str | None = None
+    hamming_threshold: int = PHASH_THRESHOLD
+    phash_bands: int = 4
 
     def __post_init__(self) -> None:
         if self.keep == "score" and not self.score_column:
@@ -92,6 +104,10 @@ class Dedup:
             from stages.dedup.exact import ExactDedupHash
 
             return ExactDedupHash(text_field=self.column, num_partitions=self.partitions)
+        if self.method == "phash":
+            from stages.dedup.phash import PHashBands
+
+            return PHashBands(column=self.column, bands=self.phash_bands)
         if self.method == "semantic":
             if self.embedding_column:
                 return None
@@ -131,6 +147,14 @@ class Dedup:
             if column not in table.column_names:
                 raise KeyError(f"semantic dedup: no embedding column {column!r}")
             keys = table.select(["_order", column]).rename_columns(["_order", EMBEDDING])
+        elif self.method == "phash":
+            from stages.dedup.phash import phash_buckets
+
+            hashed = table.select(["_order", "_bands", self.column])
+            keys = phash_buckets(hashed.rename_columns(["_order", "_bands", "phash"]))
+            bucket = keys.column("bucket").to_numpy()
+            partition = (bucket % np.uint64(self.partitions)).astype(np.int32)
+            keys = keys.append_column("_partition", pa.array(partition))
         else:
             keys = band_buckets(table.select(["_order", "_bands"]))
             bucket = keys.column("bucket").to_numpy()
@@ -165,6 +189,8 @@ class Dedup:
             removed = _exact(self, keys, options)
         elif self.method == "semantic":
             removed, details["eps_table"] = _semantic(self, keys, docs, options)
+        elif self.method == "phash":
+            removed = _phash(self, keys, docs, options, details)
         else:
             removed = _fuzzy(self, keys, docs, texts_of, options, details)
         removed = removed.sort_by("_order")
@@ -207,7 +233,11 @@ def audit_table(removed: pa.Table, shards: list | None = None) -> pa.Table:
     from stages.io.rows import locate
 
     table = removed.select(
-        [c for c in ("id", "cluster", "duplicate_of", "similarity") if c in removed.column_names]
+        [
+            c
+            for c in ("id", "cluster", "duplicate_of", "similarity", "distance")
+            if c in removed.column_names
+        ]
     )
     if shards is not None and "_order" in removed.column_names:
         sources, lines = locate(shards, removed.column("_order").combine_chunks())
@@ -392,6 +422,79 @@ def ids_of(docs: dict[str, str], *orders, options) -> list[pa.ChunkedArray]:
     table = docs_rows(docs, wanted, ["_order", "id"], options)
     known = table.column("_order").combine_chunks()
     return [table.column("id").take(pc.index_in(a, value_set=known)) for a in arrays]
+
+
+# --------------------------------------------------------------------------- phash
+
+
+def _phash(step: Dedup, keys, docs, options, details: dict) -> pa.Table:
+    """Per partition, the pairs within the threshold among images sharing a band; one task
+    clusters them (centers or components) and picks the survivors."""
+    import ray
+
+    threshold, clustering = step.hamming_threshold, step.clustering
+
+    @ray.remote(num_cpus=1)
+    def partition_edges(p: int):
+        from stages.dedup.phash import phash_edges
+
+        table = read_partition(keys, p, ["band", "bucket", "_order", "phash"], options)
+        return table.num_rows, phash_edges(table, threshold)
+
+    results = gather([partition_edges.remote(p) for p in range(step.partitions)])
+    details["bucket_rows_per_partition"] = [rows for rows, _ in results]
+    details["hamming_threshold"] = threshold
+
+    def priority_of(nodes: np.ndarray) -> np.ndarray | None:
+        if step.keep == "first" or not len(nodes):
+            return None
+        rows = docs_rows(docs, pa.array(nodes, pa.int64()), ["_order", "_priority"], options)
+        index = pc.index_in(
+            pa.array(nodes, pa.int64()), value_set=rows.column("_order").combine_chunks()
+        )
+        return rows.column("_priority").take(index).to_numpy()
+
+    @ray.remote(num_cpus=1)
+    def merge(parts) -> pa.Table:
+        from stages.dedup.components import center_clusters, connected_components
+        from stages.dedup.keep import choose_survivors
+
+        edges = pa.concat_tables(parts)
+        src = edges.column("src").to_numpy()
+        dst = edges.column("dst").to_numpy()
+        distance = edges.column("distance").to_numpy()
+        nodes = np.unique(np.concatenate([src, dst]))
+        if clustering == "centers":
+            removed = center_clusters(src, dst, nodes, priority_of(nodes))
+        else:
+            nodes, component = connected_components(src, dst)
+            removed = choose_survivors(nodes, component, priority_of(nodes))
+        # The distance of each removed image to the one kept for it, when they are linked.
+        pairs = {}
+        for a, b, d in zip(src.tolist(), dst.tolist(), distance.tolist(), strict=True):
+            pairs[(a, b)] = pairs[(b, a)] = d
+        orders = removed.column("_order").to_pylist()
+        kept = removed.column("cluster").to_pylist()
+        near = [pairs.get((o, k)) for o, k in zip(orders, kept, strict=True)]
+        return removed.append_column("distance", pa.array(near, pa.int8()))
+
+    parts = [part for _, part in results]
+    if not any(part.num_rows for part in parts):
+        return empty_removed()
+    removed = gather(merge.remote(parts))
+    if removed.num_rows == 0:
+        return empty_removed()
+    orders, clusters = removed.column("_order"), removed.column("cluster")
+    ids, kept_ids = ids_of(docs, orders, clusters, options=options)
+    return pa.table(
+        {
+            "_order": orders,
+            "id": ids,
+            "cluster": clusters,
+            "duplicate_of": kept_ids,
+            "distance": removed.column("distance"),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- semantic

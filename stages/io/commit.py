@@ -240,9 +240,10 @@ def read_manifest(uri: str, storage_options: dict | None = None) -> dict:
 
 
 def dataset_files(uri: str, storage_options: dict | None = None) -> list[str]:
-    """Full URIs of the data files a manifest lists (quarantine files excluded)."""
+    """Full URIs of the data files a manifest lists (quarantine files and side files such
+    as `embeddings/` excluded)."""
     manifest = read_manifest(uri, storage_options)
-    return [join(manifest["uri"], f["path"]) for f in manifest["files"]]
+    return [join(manifest["uri"], f["path"]) for f in manifest["files"] if not f.get("side")]
 
 
 def quarantine_files(uri: str, storage_options: dict | None = None) -> list[str]:

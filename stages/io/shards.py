@@ -9,6 +9,7 @@ input-split rule), so splitting loses and duplicates no line.
 from __future__ import annotations
 
 import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
@@ -138,6 +139,7 @@ def plan_inputs(
     """
     forced = type(get_format(format)) if format is not None else None
     items = [inputs] if isinstance(inputs, str) else list(inputs)
+    items = [name for item in items for name in _expand_braces(item, storage_options)]
     if not items:
         raise InputNotFound("no input given")
     sizes: dict[str, int | None] = {}
@@ -316,6 +318,45 @@ def _list_input(
     if forced is None and detect_format(path) is None:
         raise ValueError(f"{item}: unknown input format (expected {_expected(None)})")
     return to_uri(fs, path.rsplit("/", 1)[0] or "/"), [(to_uri(fs, path), None)]
+
+
+_BRACES = re.compile(r"\{([^{}]*)\}")
+_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
+
+
+def _expand_braces(item: str, storage_options: dict | None) -> list[str]:
+    """WebDataset's shard notation: `a-{000..099}.tar` names 100 files (zero-padded as the
+    first bound is), `{train,val}/x.tar` two; several braces multiply. A path that exists
+    as written (a folder named `{x}`) is not expanded."""
+    match = _BRACES.search(item)
+    if match is None:
+        return [item]
+    fs, path = filesystem(item, storage_options)
+    if fs.exists(path):
+        return [item]
+    return expand_braces(item)
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """Every name the brace pattern `pattern` stands for, in order."""
+    match = _BRACES.search(pattern)
+    if match is None:
+        return [pattern]
+    body = match.group(1)
+    numbers = _RANGE.match(body)
+    if numbers is not None:
+        first, last = numbers.group(1), numbers.group(2)
+        width = len(first.lstrip("-")) if first.lstrip("-").startswith("0") else 0
+        step = 1 if int(last) >= int(first) else -1
+        choices = [f"{n:0{width}d}" for n in range(int(first), int(last) + step, step)]
+    elif "," in body:
+        choices = body.split(",")
+    else:
+        choices = None
+    head, tail = pattern[: match.start()], pattern[match.end() :]
+    if choices is None:  # `{x}`: not a pattern, kept as written
+        return [head + "{" + body + "}" + rest for rest in expand_braces(tail)]
+    return [head + choice + rest for choice in choices for rest in expand_braces(tail)]
 
 
 def _expected(forced: type[Format] | None) -> str:

@@ -2,6 +2,7 @@
 
     parquet      part-<shard>-0.parquet (the default)
     webdataset   part-<shard>-<n>.tar + part-<shard>-<n>.parquet, img2dataset's layout
+    (any, wrapped in `EmbeddingsApart`: + embeddings/part-<shard>-0.parquet)
     manifest     part-<shard>-0.jsonl, a NeMo-style JSONL manifest
 
 A writer only writes a shard's files; `VersionWriter.commit_shard` then records them and
@@ -11,6 +12,7 @@ the manifest is written last (the commit protocol, `stages.io.commit`).
 from __future__ import annotations
 
 from stages.io.writers.base import DatasetWriter
+from stages.io.writers.embeddings import EmbeddingsApart
 from stages.io.writers.manifest import ManifestWriter
 from stages.io.writers.parquet import ParquetWriter
 from stages.io.writers.webdataset import WebDatasetWriter
@@ -36,6 +38,7 @@ def dataset_writer(name: str, **options) -> DatasetWriter:
 __all__ = [
     "WRITERS",
     "DatasetWriter",
+    "EmbeddingsApart",
     "ManifestWriter",
     "ParquetWriter",
     "WebDatasetWriter",

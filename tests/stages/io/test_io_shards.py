@@ -154,3 +154,31 @@ def test_a_glob_under_a_dot_folder_the_user_named_finds_its_files(tmp_path):
     (folder / "_tmp.jsonl").write_text('{"text": "x"}\n')
     shards = plan_shards(str(folder / "*.jsonl"))
     assert [s.uri.rsplit("/", 1)[-1] for s in shards] == ["a.jsonl"]
+
+
+def test_brace_ranges_and_lists_name_shards_as_webdataset_does(tmp_path):
+    from stages.io.shards import expand_braces
+
+    assert expand_braces("s3://b/{00008..00011}.tar") == [
+        "s3://b/00008.tar",
+        "s3://b/00009.tar",
+        "s3://b/00010.tar",
+        "s3://b/00011.tar",
+    ]
+    assert expand_braces("{train,val}-{1..2}.tar") == [
+        "train-1.tar",
+        "train-2.tar",
+        "val-1.tar",
+        "val-2.tar",
+    ]
+    assert expand_braces("plain{x}.jsonl") == ["plain{x}.jsonl"]
+    for n in range(3):
+        (tmp_path / f"part-{n:03d}.jsonl").write_text('{"text": "a"}\n')
+    shards = plan_shards(str(tmp_path / "part-{000..001}.jsonl"))
+    assert [s.uri for s in shards] == [str(tmp_path / f"part-{n:03d}.jsonl") for n in (0, 1)]
+    with pytest.raises(InputNotFound, match="part-003"):
+        plan_shards(str(tmp_path / "part-{000..003}.jsonl"))
+    odd = tmp_path / "{a,b}"  # a folder named with braces is read as written
+    odd.mkdir()
+    (odd / "x.jsonl").write_text('{"text": "a"}\n')
+    assert [s.uri for s in plan_shards(str(odd))] == [str(odd / "x.jsonl")]
