@@ -113,3 +113,46 @@ def test_manifest_drops_image_bytes_without_complaint(tmp_path):
     ManifestWriter().write_shard(version, SHARD, table)
     line = (tmp_path / "out" / "v1" / "part-00002-0000-0.jsonl").read_bytes()
     assert orjson.loads(line) == {"id": "a", "caption": "c"}
+
+
+def test_embeddings_are_written_apart_and_left_out_of_the_dataset_rows(tmp_path):
+    import tarfile
+
+    from stages.io.commit import dataset_files
+    from stages.io.writers import EmbeddingsApart
+
+    version = VersionWriter(str(tmp_path / "out"), "v1")
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array([0.6, 0.8, 1.0, 0.0], pa.float32()), 2)
+    table = pa.table(
+        {
+            "id": ["cat", "dog"],
+            "image": [b"\x89PNG\r\n\x1a\n" + b"a", b"\x89PNG\r\n\x1a\n" + b"b"],
+            "embedding": vectors,
+            "aesthetic_score": [5.5, 6.1],
+            "_order": [0, 1],
+        }
+    )
+    files = EmbeddingsApart(WebDatasetWriter()).write_shard(version, SHARD, table)
+
+    side = files[-1]
+    assert side["path"] == "embeddings/part-00002-0000-0.parquet"
+    assert side["rows"] == 0 and side["side"] == "embeddings"
+    apart = pq.read_table(tmp_path / "out" / "v1" / side["path"])
+    assert apart.column_names == ["id", "embedding"]
+    expected = [pytest.approx([0.6, 0.8]), pytest.approx([1.0, 0.0])]
+    assert apart.column("embedding").to_pylist() == expected
+    with tarfile.open(tmp_path / "out" / "v1" / files[0]["path"]) as tar:
+        metadata = [
+            orjson.loads(tar.extractfile(m).read()) for m in tar if m.name.endswith(".json")
+        ]
+    assert [m["id"] for m in metadata] == ["cat", "dog"]
+    assert all("embedding" not in m and "aesthetic_score" in m for m in metadata)
+
+    version.commit_shard(SHARD.key, files, {})
+    version.commit(inputs=[], parameters={}, code_version="x", flow_run_id=None)
+    listed = dataset_files(str(tmp_path / "out"))
+    assert not any("embeddings/" in uri for uri in listed) and len(listed) == 2
+    without = EmbeddingsApart(ParquetWriter()).write_shard(
+        version, SHARD, table.drop_columns(["embedding"])
+    )
+    assert [f["path"] for f in without] == ["part-00002-0000-0.parquet"]
