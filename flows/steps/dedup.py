@@ -35,14 +35,22 @@ from stages.io.fs import filesystem, read_parquet, write_bytes_atomic
 DedupMethod = Literal["exact", "fuzzy", "semantic", "phash"]
 EMBEDDING = "_embedding"
 # Columns the identify stage adds for the sidecars; never part of the staged rows.
-SIDECAR_COLUMNS = ("_hash", "_partition", "_minhash", "_bands", EMBEDDING, "_priority")
+SIDECAR_COLUMNS = (
+    "_hash",
+    "_partition",
+    "_minhash",
+    "_bands",
+    "_phash",
+    EMBEDDING,
+    "_priority",
+)
 METRIC_NAMES = {
     "exact": "ExactDedup",
     "fuzzy": "FuzzyDedup",
     "semantic": "SemanticDedup",
     "phash": "PerceptualDedup",
 }
-PHASH_THRESHOLD = 6  # bits of 64: benchmarks/phash_threshold.py
+PHASH_THRESHOLD = 8  # bits of 64: the largest with no false pair in benchmarks/phash_threshold.py
 
 TextsOf = Callable[[pa.Array], dict[int, str]]
 """texts_of(orders) -> {_order: text of the compared column}, for exact verification."""
@@ -150,7 +158,7 @@ class Dedup:
         elif self.method == "phash":
             from stages.dedup.phash import phash_buckets
 
-            hashed = table.select(["_order", "_bands", self.column])
+            hashed = table.select(["_order", "_bands", "_phash"])
             keys = phash_buckets(hashed.rename_columns(["_order", "_bands", "phash"]))
             bucket = keys.column("bucket").to_numpy()
             partition = (bucket % np.uint64(self.partitions)).astype(np.int32)

@@ -9,7 +9,8 @@ when their differing bits leave one band untouched, which is the common case for
 edits (resizing, recompression, brightness) that make near-copies
 (`benchmarks/phash_threshold.py` measures the recall).
 
-1. `PHashBands` (per batch) adds `_bands`: the band values of each row's hash.
+1. `PHashBands` (per batch) adds `_phash`, the hash compared (a flat image's perceptual
+   hash says nothing: its bytes are hashed instead), and `_bands`, its band values.
 2. `phash_buckets` explodes them into one row per (image, band) with the hash, for a flow
    to partition by bucket, as `stages.dedup.lsh` does for MinHash bands.
 3. `phash_edges` (per partition) links images with identical hashes (distance 0) and
@@ -29,6 +30,7 @@ import pyarrow as pa
 from stages.base import Resources, Stage
 
 PHASH_COLUMN = "phash"
+MATCHED = "_phash"  # the hash compared: the perceptual hash, or a flat image's bytes hash
 BANDS_COLUMN = "_bands"
 ORDER_COLUMN = "_order"
 BITS = 64
@@ -62,15 +64,21 @@ def band_values(hashes: np.ndarray, bands: int) -> np.ndarray:
 
 
 class PHashBands(Stage):
-    """Add `_bands` (fixed_size_list<uint64, bands>) from the uint64 hash column `column`;
-    a null hash (an image that could not be hashed) gets null bands and is never a
-    duplicate."""
+    """Add `_phash` (uint64), the hash compared, and `_bands` (fixed_size_list<uint64,
+    bands>) its band values, from the hash column `column`. A null hash (an image that
+    could not be hashed) gets null bands and is never a duplicate.
+
+    A flat image (one colour, whatever the colour) has no structure for a perceptual hash
+    to describe: its hash has at most one bit set, the same for every flat image. Such a
+    row is compared by a 64-bit hash of its bytes in `bytes_column` instead, so copies of
+    one file are still duplicates and a red square is not a duplicate of a blue one.
+    """
 
     resources: ClassVar[Resources] = Resources(cpus=1.0)
 
-    def __init__(self, column: str = PHASH_COLUMN, bands: int = 4):
+    def __init__(self, column: str = PHASH_COLUMN, bands: int = 4, bytes_column: str = "image"):
         band_values(np.zeros(0, np.uint64), bands)  # validates `bands`
-        self.column, self.bands = column, bands
+        self.column, self.bands, self.bytes_column = column, bands, bytes_column
 
     def process(self, batch: pa.Table) -> pa.Table:
         if self.column not in batch.column_names:
@@ -82,11 +90,22 @@ class PHashBands(Stage):
         valid = hashes.is_valid().to_numpy(zero_copy_only=False)
         values = np.zeros(batch.num_rows, dtype=np.uint64)
         values[valid] = hashes.filter(pa.array(valid)).to_numpy().astype(np.uint64)
-        flat = pa.array(band_values(values, self.bands).ravel(), pa.uint64())
-        bands = pa.FixedSizeListArray.from_arrays(flat, self.bands, mask=pa.array(~valid))
-        if BANDS_COLUMN in batch.column_names:
-            batch = batch.drop_columns([BANDS_COLUMN])
-        return batch.append_column(BANDS_COLUMN, bands)
+        flat = valid & (np.bitwise_count(values) <= 1)
+        if flat.any() and self.bytes_column in batch.column_names:
+            import xxhash
+
+            data = batch.column(self.bytes_column).combine_chunks()
+            for i in np.flatnonzero(flat).tolist():
+                value = data[i].as_py()
+                values[i] = xxhash.xxh3_64_intdigest(value) if value else values[i]
+        bands = pa.FixedSizeListArray.from_arrays(
+            pa.array(band_values(values, self.bands).ravel(), pa.uint64()),
+            self.bands,
+            mask=pa.array(~valid),
+        )
+        batch = batch.drop_columns([c for c in (BANDS_COLUMN, MATCHED) if c in batch.column_names])
+        matched = pa.array(values, pa.uint64(), mask=~valid)
+        return batch.append_column(MATCHED, matched).append_column(BANDS_COLUMN, bands)
 
 
 def phash_buckets(table: pa.Table) -> pa.Table:

@@ -21,8 +21,9 @@ def _edges(hashes: list[int | None], threshold: int, bands: int = 4) -> set[tupl
     table = pa.table(
         {"_order": pa.array(range(len(hashes)), pa.int64()), "phash": pa.array(hashes, pa.uint64())}
     )
-    table = PHashBands(bands=bands).process(table)
-    edges = phash_edges(phash_buckets(table), threshold)
+    table = PHashBands(bands=bands).process(table).select(["_order", "_bands", "_phash"])
+    buckets = phash_buckets(table.rename_columns(["_order", "_bands", "phash"]))
+    edges = phash_edges(buckets, threshold)
     return set(zip(*(edges.column(c).to_pylist() for c in ("src", "dst", "distance")), strict=True))
 
 
@@ -73,3 +74,18 @@ def test_found_pairs_equal_a_brute_force_search_restricted_to_shared_bands():
             if d <= 5 and (bands[i] == bands[j]).any():
                 expected.add((i, j, d))
     assert found == expected and len(found) >= 10
+
+
+def test_flat_images_are_compared_by_their_bytes_not_by_their_empty_hash():
+    flat = 0x8000_0000_0000_0000  # every one-colour image hashes to this
+    table = pa.table(
+        {
+            "_order": pa.array([0, 1, 2], pa.int64()),
+            "phash": pa.array([flat, flat, flat], pa.uint64()),
+            "image": [b"red square", b"blue square", b"red square"],
+        }
+    )
+    matched = PHashBands().process(table).select(["_order", "_bands", "_phash"])
+    buckets = phash_buckets(matched.rename_columns(["_order", "_bands", "phash"]))
+    edges = phash_edges(buckets, threshold=8)
+    assert list(zip(edges["src"].to_pylist(), edges["dst"].to_pylist(), strict=True)) == [(0, 2)]
