@@ -29,7 +29,11 @@ def test_every_registered_flow_has_a_deployment_with_an_inactive_nightly_utc_sch
     from prefect.client.schemas.schedules import CronSchedule
 
     specs = deploy.configured(env={})
-    assert {s.flow for s in specs} == {"flows.text:curate_text", "flows.dedup:curate_dedup"}
+    assert {s.flow for s in specs} == {
+        "flows.text:curate_text",
+        "flows.dedup:curate_dedup",
+        "flows.image:curate_image",
+    }
     for spec in specs:
         deployment = deploy.to_deployment(spec)
         assert deployment.name == "nightly"
