@@ -265,25 +265,46 @@ def input_format(params: ImageParams) -> str | None:
 def _holds_datasets(folder: str) -> bool:
     """Whether a folder holds tars or Parquet files (or is a curate dataset): read by their
     extensions, not as image files."""
-    from stages.io.commit import is_dataset
+    return bool(_dataset_files(folder))
+
+
+def _dataset_files(folder: str) -> list[str]:
+    """The tars and Parquet files a folder holds (a curate dataset's listed files)."""
+    from stages.io.commit import dataset_files, is_dataset
     from stages.io.fs import filesystem
 
     options = storage_options()
     try:
         if is_dataset(folder, options):
-            return True
+            return dataset_files(folder, options)
         fs, path = filesystem(folder, options)
         if not fs.isdir(path):
-            return False
-        return any(p.lower().endswith((*TAR_EXTENSIONS, ".parquet")) for p in fs.find(path))
+            return []
+        return [p for p in fs.find(path) if p.lower().endswith((*TAR_EXTENSIONS, ".parquet"))]
     except OSError:
-        return False  # planning reports a missing input with its own message
+        return []  # planning reports a missing input with its own message
+
+
+def _reads_parquet(params: ImageParams) -> bool:
+    """Whether the input is Parquet (rows with an image column) rather than tars or files."""
+    if params.input_format != "auto":
+        return params.input_format == "parquet"
+    name = params.input.split("?", 1)[0].rstrip("/").lower()
+    if name.endswith(".parquet"):
+        return True
+    if input_format(params) == "files" or name.endswith(TAR_EXTENSIONS):
+        return False
+    files = _dataset_files(params.input)
+    return bool(files) and not any(f.lower().endswith(TAR_EXTENSIONS) for f in files)
 
 
 def reader(params: ImageParams) -> ShardReader:
     """Rows without an image (a sample with no image member, a Parquet row without the
     column) are quarantined by the reader, with the sample or row named."""
-    required = ";".join(dict.fromkeys((params.image_column, *IMAGE)))
+    if _reads_parquet(params):
+        required = params.image_column
+    else:  # a WebDataset sample's image member, whatever its type; a file's `image`
+        required = ";".join(dict.fromkeys((params.image_column, *IMAGE)))
     return ShardReader(
         text_field=None,
         id_field=params.id_field,

@@ -22,6 +22,7 @@ from images import (
     near_copies,
     palette_gif,
     photo,
+    png,
     rgba_png,
     rotated_jpeg,
     strip_jpeg,
@@ -247,3 +248,39 @@ def test_parquet_output_and_exact_dedup_on_a_folder_of_files(tmp_path, ray_clust
     assert table.column("image").to_pylist()[0][:3] == b"\xff\xd8\xff"
     assert summary["report"]["duplicates_removed"] == 1
     assert [s["path"] for s in manifest["skipped_inputs"]] == [str(folder / "notes.txt")]
+
+
+def test_parquet_input_with_an_image_column_of_its_own_name(tmp_path, ray_cluster):
+    import pyarrow as pa
+
+    rows = {
+        "key": ["a", "b", "c", "d"],
+        "img_bytes": [
+            jpeg(photo(40, 200, 150)),
+            png(photo(41, 200, 150)),
+            truncated_jpeg(seed=42),
+            None,
+        ],
+        "TEXT": ["first", "second", "third", "fourth"],
+    }
+    pq.write_table(pa.table(rows), tmp_path / "images.parquet")
+    params = ImageParams(
+        input=str(tmp_path / "images.parquet"),
+        output=str(tmp_path / "out"),
+        image_column="img_bytes",
+        id_field="key",
+        caption_field="TEXT",
+        output_format="parquet",
+    )
+
+    summary = run_image(params)
+
+    manifest = read_manifest(str(tmp_path / "out"))
+    table = pq.read_table(join(manifest["uri"], manifest["files"][0]["path"]))
+    assert table.column("id").to_pylist() == ["a", "b"]
+    assert table.column("caption").to_pylist() == ["first", "second"]
+    assert table.column("image").to_pylist() == rows["img_bytes"][:2]  # the bytes, unchanged
+    assert summary["report"]["rows_quarantined"] == 2  # truncated, and no image at all
+    bad_params = params.model_copy(update={"image_column": "nosuch"})
+    with pytest.raises(ValueError, match="no column 'nosuch'"):
+        run_image(bad_params)
