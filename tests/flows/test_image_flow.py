@@ -284,3 +284,65 @@ def test_parquet_input_with_an_image_column_of_its_own_name(tmp_path, ray_cluste
     bad_params = params.model_copy(update={"image_column": "nosuch"})
     with pytest.raises(ValueError, match="no column 'nosuch'"):
         run_image(bad_params)
+
+
+def test_models_add_embeddings_and_scores_and_semantic_dedup_uses_them(tmp_path, ray_cluster):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages" / "image"))
+    from tiny_models import DIM, save_aesthetic, save_nsfw, tiny_clip
+
+    pictures = {f"p{i}": jpeg(photo(50 + i, 200, 150)) for i in range(5)}
+    samples = {key: {"jpg": data, "txt": f"picture {key}"} for key, data in pictures.items()}
+    samples["p9-copy"] = {"jpg": pictures["p1"], "txt": "the same bytes"}
+    write_tar(tmp_path / "00000.tar", samples)
+    params = ImageParams(
+        input=str(tmp_path / "00000.tar"),
+        output=str(tmp_path / "out"),
+        clip_model=tiny_clip(tmp_path / "clip"),
+        aesthetic_model=save_aesthetic(tmp_path / "aesthetic.safetensors"),
+        aesthetic_threshold=-1e9,  # random heads: keep everything, check the scores
+        nsfw_model=save_nsfw(tmp_path / "nsfw.pth"),
+        nsfw_threshold=1.0,
+        min_clip_score=-1.0,
+        dedup="semantic",
+        eps=0.001,
+    )
+
+    summary = run_image(params)
+
+    manifest = read_manifest(str(tmp_path / "out"))
+    kept = _by_id(_tar_samples(_LocalFs(), manifest))
+    assert set(kept) == set(pictures)  # the byte copy is a semantic duplicate of p1
+    assert summary["report"]["duplicates_removed"] == 1
+    for sample in kept.values():
+        meta = sample["meta"]
+        assert 0.0 <= meta["nsfw_score"] <= 1.0
+        assert isinstance(meta["aesthetic_score"], float) and -1.0 <= meta["clip_score"] <= 1.0
+        assert "embedding" not in meta
+    (side,) = [f for f in manifest["files"] if f.get("side") == "embeddings"]
+    apart = pq.read_table(join(manifest["uri"], side["path"]))
+    assert sorted(apart.column("id").to_pylist()) == sorted(pictures)
+    assert apart.schema.field("embedding").type.list_size == DIM
+    operators = {tuple(op["stages"]) for op in manifest["extra"]["operators"]}
+    assert any("ImageEmbeddingStage" in stages for stages in operators)
+
+
+def test_nudenet_checks_images_without_clip(tmp_path, ray_cluster):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"p{i}.jpg").write_bytes(jpeg(photo(60 + i, 320, 240)))
+    params = ImageParams(input=str(folder), output=str(tmp_path / "out"), nsfw_model="nudenet")
+    summary = run_image(params)
+    stages = {s["stage"]: s for s in summary["report"]["stages"]}
+    assert stages["NudeNetNSFWFilterStage"]["rows_in"] == 3
+    assert summary["report"]["rows_written"] == 3
+
+
+class _LocalFs:
+    """`cat_file` on local paths, as `_tar_samples` calls it on s3fs."""
+
+    def cat_file(self, path: str) -> bytes:
+        return read_bytes(path)
