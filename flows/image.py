@@ -159,7 +159,6 @@ def build_stages(params: ImageParams) -> list[Stage]:
         ImageFileSizeFilter,
         ImageMinSideFilter,
     )
-    from stages.image.phash import ImagePHash
 
     filters = [
         ImageMinSideFilter(min_side=params.min_side),
@@ -168,9 +167,9 @@ def build_stages(params: ImageParams) -> list[Stage]:
     ]
     stages: list[Stage] = [
         ImageCaptions(caption_field=params.caption_field),
-        ImageDecoder(image_column=_image_column(params), max_pixels=params.max_pixels),
+        # One decode per image: the decoder also computes the perceptual hash.
+        ImageDecoder(image_column=_image_column(params), max_pixels=params.max_pixels, phash=True),
         FilterChain(_scored(filters, params)),
-        ImagePHash(),
     ]
     if params.clip_model:
         stages += _clip_stages(params)

@@ -75,6 +75,9 @@ class ImageDecoder(Validator):
     before any pixel is allocated. Pillow's own hard limit (twice
     `PIL.Image.MAX_IMAGE_PIXELS`) still applies above it.
 
+    With `phash=True` it also adds `phash` (uint64), the perceptual hash of the image it
+    has just decoded, equal to what `ImagePHash` gives, without decoding a second time.
+
     Columns added: `width`, `height` (int32, as displayed: after the EXIF orientation, so a
     portrait photo stored sideways is taller than wide), `image_format` (Pillow's name:
     `JPEG`, `PNG`, `WEBP`, `GIF`...), `image_mode` (the stored mode: `RGB`, `RGBA`, `CMYK`,
@@ -107,11 +110,14 @@ class ImageDecoder(Validator):
 
     resources: ClassVar[Resources] = Resources(cpus=1.0)
 
-    def __init__(self, image_column: str | None = None, max_pixels: int = MAX_PIXELS):
+    def __init__(
+        self, image_column: str | None = None, max_pixels: int = MAX_PIXELS, phash: bool = False
+    ):
         if max_pixels < 1:
             raise ValueError(f"max_pixels={max_pixels}: must be at least 1")
         self.image_column = image_column
         self.max_pixels = max_pixels
+        self.phash = phash
 
     def check(self, batch: pa.Table) -> tuple[pa.Table, pa.Table]:
         columns = self._image_columns(batch)
@@ -138,7 +144,7 @@ class ImageDecoder(Validator):
                 if data[i] is None:
                     why = self._missing(batch, columns, i)
                 else:
-                    found, why = _inspect(data[i], self.max_pixels)
+                    found, why = _inspect(data[i], self.max_pixels, self.phash)
                     if why is None:
                         good[i] = True
                         facts.append(found)
@@ -152,12 +158,17 @@ class ImageDecoder(Validator):
         out = batch.filter(keep)
         out = _with_image(out, images.filter(keep), chosen[good], columns)
         out = out.drop_columns([c for c in DECODED_COLUMNS if c in out.column_names])
-        width, height, formats, modes, sizes = zip(*facts, strict=True) if facts else ([],) * 5
+        columns6 = zip(*facts, strict=True) if facts else ([],) * 6
+        width, height, formats, modes, sizes, hashes = columns6
         out = out.append_column("width", pa.array(width, pa.int32()))
         out = out.append_column("height", pa.array(height, pa.int32()))
         out = out.append_column("image_format", pa.array(formats, pa.string()))
         out = out.append_column("image_mode", pa.array(modes, pa.string()))
         out = out.append_column("image_bytes", pa.array(sizes, pa.int64()))
+        if self.phash:
+            if "phash" in out.column_names:
+                out = out.drop_columns(["phash"])
+            out = out.append_column("phash", pa.array(hashes, pa.uint64()))
         return out, quarantine_table(records)
 
     def _image_columns(self, batch: pa.Table) -> list[str]:
@@ -193,8 +204,10 @@ class ImageDecoder(Validator):
         return f"no image: {', '.join(columns)} all null"
 
 
-def _inspect(data: bytes, max_pixels: int) -> tuple[tuple, str | None]:
-    """`((width, height, format, mode, size), None)` for a usable image, else `((), why)`."""
+def _inspect(data: bytes, max_pixels: int, phash: bool = False) -> tuple[tuple, str | None]:
+    """`((width, height, format, mode, size, phash), None)` for a usable image, else
+    `((), why)`. With `phash`, the perceptual hash of the image just decoded, as
+    `ImagePHash` computes it (upright, `to_rgb`): one decode for both; else None."""
     if not data:
         return (), "empty image (0 bytes)"
     try:
@@ -222,9 +235,17 @@ def _inspect(data: bytes, max_pixels: int) -> tuple[tuple, str | None]:
             orientation = image.getexif().get(_ORIENTATION, 1)
         except Exception as error:  # noqa: BLE001 - load_rgb would fail on it as well
             return (), f"undecodable {kind} image: bad EXIF block: {_message(error)}"
+        hashed = None
+        if phash:
+            from stages.image.phash import phash64
+
+            try:
+                hashed = phash64(to_rgb(ImageOps.exif_transpose(image)))
+            except Exception as error:  # noqa: BLE001
+                return (), f"undecodable {kind} image: {_message(error)}"
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return (width, height, kind, mode, len(data)), None
+    return (width, height, kind, mode, len(data), hashed), None
 
 
 def _too_many(pixels: str, max_pixels: int) -> str:

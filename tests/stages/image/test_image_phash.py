@@ -174,3 +174,17 @@ def test_the_stage_needs_an_image_column_and_replaces_an_old_hash():
     table = _table(jpeg(photo(2))).append_column("phash", pa.array([7], pa.uint64()))
     out = ImagePHash().process(table)
     assert out.column_names.count("phash") == 1 and out["phash"][0].as_py() != 7
+
+
+def test_the_decoder_hashes_the_image_it_decodes_as_the_hash_stage_does():
+    from images import good_images
+
+    from stages.image.decode import ImageDecoder
+
+    images = good_images()
+    table = pa.table({"id": list(images), "image": list(images.values())})
+    decoded, _ = ImageDecoder(phash=True).check(table)
+    separate = ImagePHash().process(table)
+    assert decoded.column("phash").to_pylist() == separate.column("phash").to_pylist()
+    assert decoded.column("phash").null_count == 0
+    assert "phash" not in ImageDecoder().check(table)[0].column_names
