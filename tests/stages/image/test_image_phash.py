@@ -176,7 +176,7 @@ def test_the_stage_needs_an_image_column_and_replaces_an_old_hash():
     assert out.column_names.count("phash") == 1 and out["phash"][0].as_py() != 7
 
 
-def test_the_decoder_hashes_the_image_it_decodes_as_the_hash_stage_does():
+def test_the_decoder_hashes_the_image_it_decodes_close_to_the_hash_stage():
     from images import good_images
 
     from stages.image.decode import ImageDecoder
@@ -185,6 +185,10 @@ def test_the_decoder_hashes_the_image_it_decodes_as_the_hash_stage_does():
     table = pa.table({"id": list(images), "image": list(images.values())})
     decoded, _ = ImageDecoder(phash=True).check(table)
     separate = ImagePHash().process(table)
-    assert decoded.column("phash").to_pylist() == separate.column("phash").to_pylist()
+    jpeg_rows = decoded.column("image_format").to_numpy(zero_copy_only=False) == "JPEG"
+    fused = np.array(decoded.column("phash").to_pylist(), dtype=np.uint64)
+    full = np.array(separate.column("phash").to_pylist(), dtype=np.uint64)
+    assert np.array_equal(fused[~jpeg_rows], full[~jpeg_rows])  # the same decode
+    assert np.all(hamming(fused[jpeg_rows], full[jpeg_rows]) <= 4)  # a reduced-scale decode
     assert decoded.column("phash").null_count == 0
     assert "phash" not in ImageDecoder().check(table)[0].column_names
