@@ -22,7 +22,7 @@ from flows.runtime.builder import FlowSpec, build_flow, run_flow
 from flows.runtime.inputs import parquet_schema, require_columns
 from flows.runtime.params import FlowParams
 from flows.runtime.storage import storage_options
-from flows.steps.dedup import PHASH_THRESHOLD, Dedup
+from flows.steps.dedup import PHASH_THRESHOLD, Dedup, DedupSteps
 from stages.base import FilterChain, Resources, Stage
 from stages.io.formats.media import IMAGE
 from stages.io.read import ShardReader
@@ -107,8 +107,8 @@ class ImageParams(FlowParams):
     dedup: Literal["phash", "exact", "semantic", "none"] = Field(
         "phash",
         description="phash: byte copies and near-copies (resized, recompressed, brightened) "
-        "by 64-bit perceptual hash; exact: byte-identical files; semantic: SemDeDup on the "
-        "CLIP embeddings; none.",
+        "by 64-bit perceptual hash; exact: byte-identical files; semantic: phash, then "
+        "SemDeDup on the CLIP embeddings of the images it kept; none.",
         json_schema_extra={"cli_flags": {"--no-dedup": "none"}},
     )
     hamming_threshold: int = Field(
@@ -230,22 +230,24 @@ def _scored(stages: list, params: ImageParams) -> list:
     return stages
 
 
-def dedup_step(params: ImageParams) -> Dedup | None:
+def dedup_step(params: ImageParams) -> Dedup | DedupSteps | None:
     if params.dedup == "none":
         return None
+    if params.dedup == "exact":
+        return Dedup("exact", column="image", partitions=params.partitions)
+    perceptual = Dedup(
+        "phash",
+        column="phash",
+        partitions=params.partitions,
+        hamming_threshold=params.hamming_threshold,
+        clustering="centers",
+    )
     if params.dedup == "phash":
-        return Dedup(
-            "phash",
-            column="phash",
-            partitions=params.partitions,
-            hamming_threshold=params.hamming_threshold,
-            clustering="centers",
-        )
-    if params.dedup == "semantic":
-        return Dedup(
-            "semantic", embedding_column="embedding", eps=params.eps, partitions=params.partitions
-        )
-    return Dedup("exact", column="image", partitions=params.partitions)
+        return perceptual
+    semantic = Dedup(
+        "semantic", embedding_column="embedding", eps=params.eps, partitions=params.partitions
+    )
+    return DedupSteps((perceptual, semantic))  # SemDeDup on what the hashes kept
 
 
 def input_format(params: ImageParams) -> str | None:

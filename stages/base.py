@@ -66,6 +66,36 @@ class Stage:
         return describe_rows(rows, limit, getattr(self, "text_field", "text"))
 
 
+class StageSequence(Stage):
+    """Several stages run one after the other as one stage (one worker, one metrics line:
+    the first stage's name unless `name` is given)."""
+
+    def __init__(self, stages: list[Stage], name: str | None = None):
+        self.stages = list(stages)
+        self.sequence_name = name or "+".join(s.stage_name for s in self.stages)
+
+    @property
+    def stage_name(self) -> str:
+        return self.sequence_name
+
+    @property
+    def resources(self) -> Resources:  # type: ignore[override]
+        return self.stages[0].resources if self.stages else Resources()
+
+    @property
+    def is_stateful(self) -> bool:
+        return any(s.is_stateful for s in self.stages)
+
+    def setup(self) -> None:
+        for s in self.stages:
+            s.setup()
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        for s in self.stages:
+            batch = s.process(batch)
+        return batch
+
+
 class Validator(Stage):
     """A stage that sends bad rows to the quarantine rather than removing them: input that
     cannot be used at all (an undecodable image, a truncated audio file), as opposed to

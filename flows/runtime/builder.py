@@ -240,12 +240,12 @@ class DedupSink:
 
 
 def _staged_files(staged: dict[str, dict], plan: Plan, kind: str) -> dict[str, str]:
-    """Shard key -> URI of its `kind` file ("docs", "keys" or "rows"), from the markers of
-    the process pass (`staged`)."""
+    """Relative path -> URI of every `kind` file ("docs", "keys" or "rows"), from the
+    markers of the process pass (`staged`)."""
     root = storage.join(plan.work, STAGED)
     return {
-        key: storage.join(root, f["path"])
-        for key, marker in staged.items()
+        f["path"]: storage.join(root, f["path"])
+        for _, marker in sorted(staged.items())
         for f in marker["files"]
         if f["path"].startswith(kind + "-")
     }

@@ -142,10 +142,15 @@ class Dedup:
             return pc.fill_null(pc.cast(values, pa.float64()), float("-inf"))
         return pa.array(np.zeros(table.num_rows), pa.float64())
 
-    def write_sidecars(self, folder: str, shard_key: str, table: pa.Table, options) -> list[dict]:
-        """Write a shard's sidecars into `folder`; returns their manifest entries."""
+    def write_sidecars(
+        self, folder: str, shard_key: str, table: pa.Table, options, tag: str = ""
+    ) -> list[dict]:
+        """Write a shard's sidecars into `folder` (`<kind>-<shard><tag>.parquet`); returns
+        their manifest entries."""
         from stages.dedup.lsh import band_buckets
 
+        if "_priority" in table.column_names:
+            table = table.drop_columns(["_priority"])
         table = table.append_column("_priority", self.priority(table))
         docs = ["_order", "id", "_priority"]
         if self.method == "exact":
@@ -172,7 +177,7 @@ class Dedup:
                 docs.append("_minhash")
         files = []
         for kind, part in (("docs", table.select(docs)), ("keys", keys)):
-            rel = f"{kind}-{shard_key}.parquet"
+            rel = f"{kind}-{shard_key}{tag}.parquet"
             nbytes = write_by_partition(part, join(folder, rel), options)
             files.append({"path": rel, "rows": part.num_rows, "bytes": nbytes})
         return files
@@ -214,6 +219,96 @@ class Dedup:
         return removed, metrics
 
 
+@dataclass(frozen=True)
+class DedupSteps:
+    """Several dedup steps in one run, each on the rows the earlier ones kept: perceptual
+    hashes, then SemDeDup on embeddings, say. It stands in for a `Dedup` (the flow kit runs
+    it as one step): every step's identify stage runs in the process pass, each writes its
+    own sidecars (tagged `.step<i>`), and `find` runs the steps in order, leaving the rows
+    removed so far out of each later step's keys, so no step removes the row another kept
+    for a group. `duplicates.parquet` says which step removed each row (`method`)."""
+
+    steps: tuple[Dedup, ...]
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise ValueError("DedupSteps needs at least one step")
+
+    @property
+    def name(self) -> str:
+        return "+".join(step.name for step in self.steps)
+
+    @property
+    def method(self) -> str:
+        return "+".join(step.method for step in self.steps)
+
+    @property
+    def column(self) -> str:
+        return self.steps[0].column
+
+    @property
+    def read_columns(self) -> list[str]:
+        return list(dict.fromkeys(c for step in self.steps for c in step.read_columns))
+
+    def identify_stage(self) -> Stage | None:
+        from stages.base import StageSequence
+
+        stages = [s for s in (step.identify_stage() for step in self.steps) if s is not None]
+        if len(stages) <= 1:
+            return stages[0] if stages else None
+        return StageSequence(stages)
+
+    def write_sidecars(self, folder: str, shard_key: str, table: pa.Table, options) -> list[dict]:
+        files = []
+        for i, step in enumerate(self.steps):
+            files += step.write_sidecars(folder, shard_key, table, options, tag=f".step{i}")
+        return files
+
+    def find(
+        self, sidecars: dict[str, dict[str, str]], rows_in: int, texts_of: TextsOf
+    ) -> tuple[pa.Table, StageMetrics]:
+        options = storage_options()
+        start = time.perf_counter()
+        removed_parts: list[pa.Table] = []
+        details: dict = {"removed_by_step": {}}
+        gone = pa.array([], pa.int64())
+        for i, step in enumerate(self.steps):
+            tag = f".step{i}.parquet"
+            own = {
+                kind: {path: uri for path, uri in files.items() if path.endswith(tag)}
+                for kind, files in sidecars.items()
+            }
+            if len(gone):
+                own["keys"] = {p: _without(uri, gone, options) for p, uri in own["keys"].items()}
+            removed, metrics = step.find(own, rows_in - len(gone), texts_of)
+            removed = removed.append_column("method", pa.array([step.method] * removed.num_rows))
+            removed_parts.append(removed)
+            details["removed_by_step"][step.name] = removed.num_rows
+            details.update(metrics.details)
+            gone = pa.concat_arrays([gone, removed.column("_order").combine_chunks()])
+        removed = pa.concat_tables(removed_parts, promote_options="default").sort_by("_order")
+        metrics = StageMetrics(
+            self.name,
+            rows_in=rows_in,
+            rows_out=rows_in - removed.num_rows,
+            seconds=time.perf_counter() - start,
+            shards=len(sidecars.get("keys", {})),
+            details=details,
+        )
+        metrics.removed_sample = removed.slice(0, 10).select(["id", "duplicate_of"]).to_pylist()
+        return removed, metrics
+
+
+def _without(uri: str, orders: pa.Array, options) -> str:
+    """A copy of the sidecar at `uri` without the rows of `orders` (by `_order`), written
+    beside it with the same partition row groups; returns its URI."""
+    table = read_parquet(uri, options)
+    table = table.filter(pc.invert(pc.is_in(table.column("_order"), value_set=orders)))
+    out = uri[: -len(".parquet")] + ".rest.parquet"
+    write_by_partition(table, out, options)
+    return out
+
+
 def gather(refs):
     """`ray.get`, where a Ctrl-C or SIGTERM of the CLI stops the step at once: the step
     writes nothing until it is done, so a re-run finds the duplicates again."""
@@ -243,7 +338,7 @@ def audit_table(removed: pa.Table, shards: list | None = None) -> pa.Table:
     table = removed.select(
         [
             c
-            for c in ("id", "cluster", "duplicate_of", "similarity", "distance")
+            for c in ("id", "cluster", "duplicate_of", "similarity", "distance", "method")
             if c in removed.column_names
         ]
     )

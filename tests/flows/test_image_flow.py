@@ -314,8 +314,17 @@ def test_models_add_embeddings_and_scores_and_semantic_dedup_uses_them(tmp_path,
 
     manifest = read_manifest(str(tmp_path / "out"))
     kept = _by_id(_tar_samples(_LocalFs(), manifest))
-    assert set(kept) == set(pictures)  # the byte copy is a semantic duplicate of p1
+    assert set(kept) == set(pictures)  # the byte copy goes in the perceptual-hash step
     assert summary["report"]["duplicates_removed"] == 1
+    (duplicate,) = pq.read_table(join(manifest["uri"], "duplicates.parquet")).to_pylist()
+    assert (duplicate["id"], duplicate["duplicate_of"], duplicate["method"]) == (
+        "p9-copy",
+        "p1",
+        "phash",
+    )
+    step = next(s for s in summary["report"]["stages"] if s["stage"].endswith("SemanticDedup"))
+    assert step["stage"] == "PerceptualDedup+SemanticDedup"
+    assert step["details"]["removed_by_step"] == {"PerceptualDedup": 1, "SemanticDedup": 0}
     for sample in kept.values():
         meta = sample["meta"]
         assert 0.0 <= meta["nsfw_score"] <= 1.0
