@@ -1,10 +1,11 @@
 """Aesthetic score: the LAION improved-aesthetic-predictor head over CLIP image embeddings,
 as NeMo Curator's `ImageAestheticFilterStage` uses it.
 
-The head is a stack of linear layers with dropout between the first four and no
-activation (768 -> 1024 -> 128 -> 64 -> 16 -> 1 for CLIP ViT-L/14); its published state
-dict names them `layers.0`, `layers.2`, `layers.4`, `layers.6` and `layers.7` (the
-others are dropout). Scores run about 1 to 10.
+The head (Schuhmann, LAION "improved-aesthetic-predictor", the sac+logos+ava1-l14-linearMSE
+weights NeMo downloads as ttj/sac-logos-ava1-l14-linearMSE) is a stack of linear layers with
+dropout between the first four and no activation: 768 -> 1024 -> 128 -> 64 -> 16 -> 1 for
+CLIP ViT-L/14. Its published state dict names the linear layers `layers.0`, `layers.2`,
+`layers.4`, `layers.6` and `layers.7` (1, 3 and 5 are dropout). Scores run about 1 to 10.
 
 NeMo's default threshold, 0.5, removes nothing on that scale; ours is 5.0 (LAION-Aesthetics'
 "5+" subsets), and `NEMO_AESTHETIC_THRESHOLD` keeps NeMo's for `--preset nemo`.
@@ -12,26 +13,36 @@ NeMo's default threshold, 0.5, removes nothing on that scale; ours is 5.0 (LAION
 
 from __future__ import annotations
 
+import os
+from typing import ClassVar
+
 import numpy as np
 import pyarrow as pa
 
-from stages.base import Filter
-from stages.image.clip import EMBEDDING, embeddings_of
-from stages.image.heads import check_dim, check_layout, load_state_dict, weights_file
+from stages.base import Filter, Resources
+from stages.image.clip import EMBEDDING, check_dim, check_layout, embeddings_of, head_state_dict
 
 NEMO_AESTHETIC_THRESHOLD = 0.5
+AESTHETIC_THRESHOLD = 5.0
+AESTHETIC_SCORE = "aesthetic_score"
+# Where NeMo Curator's AestheticScorer keeps the weights under its model_dir.
+NEMO_AESTHETIC_PATH = os.path.join("ttj", "sac-logos-ava1-l14-linearMSE", "model.safetensors")
 LINEAR_LAYERS = (0, 2, 4, 6, 7)
+DROPOUT = (0.2, 0.2, 0.1)  # after the first three linear layers; idle in eval mode
 LAYOUT = [f"layers.{i}.{p}" for i in LINEAR_LAYERS for p in ("weight", "bias")]
 
 
-def aesthetic_head(path: str):
-    """The torch module of the head in the weights file `path` (eval mode, CPU)."""
-    import torch
+def aesthetic_head(state: dict, path: str = "aesthetic model"):
+    """The head as a torch module (eval mode): `.layers` is the published `nn.Sequential`,
+    its widths read from `state`; `.in_dim` the embedding size it takes."""
     from torch import nn
 
-    state = load_state_dict(path)
     check_layout(state, LAYOUT, path, "improved-aesthetic-predictor")
     shapes = [tuple(state[f"layers.{i}.weight"].shape) for i in LINEAR_LAYERS]
+    biases = [tuple(state[f"layers.{i}.bias"].shape) for i in LINEAR_LAYERS]
+    fits = all(len(s) == 2 for s in shapes)
+    if not fits or any(b != (s[0],) for b, s in zip(biases, shapes, strict=True)):
+        raise ValueError(f"{path}: weight shapes {shapes} and bias shapes {biases} do not fit")
     for (out_a, _), (_, in_b) in zip(shapes, shapes[1:], strict=False):
         if out_a != in_b:
             raise ValueError(f"{path}: layer sizes do not chain: {shapes}")
@@ -40,28 +51,42 @@ def aesthetic_head(path: str):
     layers: list[nn.Module] = []
     for n, (out, inp) in enumerate(shapes):
         layers.append(nn.Linear(inp, out))
-        if n < 3:
-            layers.append(nn.Dropout(0.0))  # dropout at index 1, 3, 5: no weights
+        if n < len(DROPOUT):
+            layers.append(nn.Dropout(DROPOUT[n]))
     head = nn.Module()
     head.layers = nn.Sequential(*layers)
-    head.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+    head.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     head.in_dim = shapes[0][1]
     return head.eval()
 
 
 class ImageAestheticFilterStage(Filter):
-    """Keeps images whose aesthetic score (`aesthetic_score`) is at least
-    `score_threshold`. `model_dir`: the head's weights file, or a folder holding it."""
+    """Keeps images whose aesthetic score (`aesthetic_score`, the LAION
+    improved-aesthetic-predictor's rating, about 1 to 10) is at least `score_threshold`.
 
-    name = "ImageAestheticFilterStage"
+    - `model_dir`: the head's weights (`.safetensors`, or a torch state dict `.pth`/`.pt`),
+      a folder holding that one file, or NeMo Curator's model folder (with
+      `ttj/sac-logos-ava1-l14-linearMSE/model.safetensors`).
+    - `score_threshold`: 5.0 (LAION-Aesthetics 5+); NeMo's is `NEMO_AESTHETIC_THRESHOLD`.
+    - `model_inference_batch_size`: embeddings per forward pass.
+
+    Reads `embedding_column` (L2-normalised CLIP embeddings of the size the head takes:
+    768 for ViT-L/14). A row without an embedding gets a NaN score and is not kept.
+    """
+
+    resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     def __init__(
         self,
         model_dir: str,
-        score_threshold: float = 5.0,
+        score_threshold: float = AESTHETIC_THRESHOLD,
         model_inference_batch_size: int = 256,
         embedding_column: str = EMBEDDING,
     ):
+        if model_inference_batch_size < 1:
+            raise ValueError(
+                f"model_inference_batch_size must be at least 1, got {model_inference_batch_size}"
+            )
         self.model_dir = model_dir
         self.score_threshold = score_threshold
         self.model_inference_batch_size = model_inference_batch_size
@@ -70,12 +95,16 @@ class ImageAestheticFilterStage(Filter):
 
     @property
     def score_column(self) -> str:
-        return "aesthetic_score"
+        return AESTHETIC_SCORE
 
     def setup(self) -> None:
-        if self._head is None:
-            self._path = weights_file(self.model_dir, "aesthetic model")
-            self._head = aesthetic_head(self._path)
+        if self._head is not None:
+            return
+        import torch
+
+        self._path, state = head_state_dict(self.model_dir, "aesthetic model", NEMO_AESTHETIC_PATH)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._head = aesthetic_head(state, self._path).to(self.device)
 
     def score(self, batch: pa.Table) -> np.ndarray:
         import torch
@@ -85,15 +114,15 @@ class ImageAestheticFilterStage(Filter):
         scores = np.full(batch.num_rows, np.nan)
         if not valid.any():
             return scores
-        check_dim(vectors, self._head.in_dim, self._path)
+        check_dim(vectors, self._head.in_dim, self._path, self.embedding_column)
         rows = np.flatnonzero(valid)
         size = self.model_inference_batch_size
         with torch.inference_mode():
             for start in range(0, len(rows), size):
                 chunk = rows[start : start + size]
-                out = self._head.layers(torch.from_numpy(vectors[chunk]))
-                scores[chunk] = out[:, 0].double().numpy()
+                x = torch.from_numpy(vectors[chunk]).to(self.device)
+                scores[chunk] = self._head.layers(x)[:, 0].double().cpu().numpy()
         return scores
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
-        return scores >= self.score_threshold  # no embedding, no score: not kept
+        return scores >= self.score_threshold  # NaN (no embedding) compares False
