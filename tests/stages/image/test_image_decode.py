@@ -224,6 +224,25 @@ def test_a_file_too_large_to_be_read_inline_is_quarantined_naming_its_uri():
     assert "s3://raw/big.png" in bad["reason"][0].as_py()
 
 
+def test_with_phash_every_good_row_gets_a_hash_and_quarantined_rows_leave_without_one():
+    images = dict(sorted({**good_images(), **bad_images()}.items()))
+    good, bad = _decoded(images, phash=True)
+    assert good["id"].to_pylist() == [n for n in images if n in good_images()]
+    assert good.schema.field("phash").type == pa.uint64()
+    assert good["phash"].null_count == 0
+    assert bad.num_rows == len(bad_images()) and bad.schema == QUARANTINE_SCHEMA
+    with pytest.raises(ValueError, match="phash='exact': expected False, True or 'fast'"):
+        ImageDecoder(phash="exact")
+
+
+def test_the_fast_hash_still_reads_a_whole_jpeg_so_a_truncated_one_is_quarantined():
+    whole = jpeg(photo(6, 640, 480))
+    good, bad = _decoded({"whole.jpg": whole, "cut.jpg": whole[: len(whole) // 2]}, phash="fast")
+    assert good["id"].to_pylist() == ["whole.jpg"]
+    assert (good["width"][0].as_py(), good["height"][0].as_py()) == (640, 480)  # not reduced
+    assert "truncated JPEG image" in bad["reason"][0].as_py()
+
+
 def test_a_non_binary_image_column_is_a_clear_error():
     with pytest.raises(TypeError, match="ImageDecoder: column 'image' is string"):
         ImageDecoder().check(pa.table({"image": ["https://example.com/a.jpg"]}))

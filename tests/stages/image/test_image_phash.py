@@ -1,6 +1,7 @@
 """Perceptual hashes: `phash64` against a slow reference of the DCT formula and against
 `imagehash`'s recipe, known answers derived by hand, the same hash in every process,
-near-copies a few bits apart and distinct pictures far apart; `ImagePHash` per row."""
+near-copies a few bits apart and distinct pictures far apart; `ImagePHash` per row; the
+decoder's hash equal to it; the LANCZOS resize equal to Pillow's."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from images import (
     NEAR_COPY_KINDS,
     bomb_png,
+    encode,
     html_as_jpg,
     jpeg,
     near_copies,
@@ -30,7 +32,7 @@ from images import (
 from PIL import Image
 
 from stages.image.decode import load_rgb
-from stages.image.phash import ImagePHash, hamming, phash64
+from stages.image.phash import ImagePHash, hamming, phash64, resize_grey
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -176,19 +178,83 @@ def test_the_stage_needs_an_image_column_and_replaces_an_old_hash():
     assert out.column_names.count("phash") == 1 and out["phash"][0].as_py() != 7
 
 
-def test_the_decoder_hashes_the_image_it_decodes_close_to_the_hash_stage():
+def _web_photos() -> dict[str, bytes]:
+    """Photos at web sizes, wide and tall, as JPEG (one EXIF-rotated), PNG and WebP."""
+    sizes = [(640, 480), (384, 517), (500, 375), (333, 700), (612, 408), (256, 256)]
+    photos = {f"{w}x{h}.jpg": jpeg(photo(20 + i, w, h)) for i, (w, h) in enumerate(sizes)}
+    photos["rotated.jpg"] = jpeg(photo(30, 480, 360), orientation=6)
+    photos["photo.png"] = encode(photo(31, 400, 300), "PNG")
+    photos["photo.webp"] = encode(photo(32, 300, 400), "WEBP")
+    return photos
+
+
+def test_the_decoder_hashes_the_image_it_decodes_bit_for_bit_as_the_hash_stage():
     from images import good_images
 
     from stages.image.decode import ImageDecoder
 
-    images = good_images()
+    images = {**good_images(), **_web_photos()}
     table = pa.table({"id": list(images), "image": list(images.values())})
-    decoded, _ = ImageDecoder(phash=True).check(table)
-    separate = ImagePHash().process(table)
-    jpeg_rows = decoded.column("image_format").to_numpy(zero_copy_only=False) == "JPEG"
-    fused = np.array(decoded.column("phash").to_pylist(), dtype=np.uint64)
-    full = np.array(separate.column("phash").to_pylist(), dtype=np.uint64)
-    assert np.array_equal(fused[~jpeg_rows], full[~jpeg_rows])  # the same decode
-    assert np.all(hamming(fused[jpeg_rows], full[jpeg_rows]) <= 4)  # a reduced-scale decode
+    decoded, bad = ImageDecoder(phash=True).check(table)
+    assert bad.num_rows == 0
+    assert decoded.schema.field("phash").type == pa.uint64()
     assert decoded.column("phash").null_count == 0
+    assert decoded.column("phash").equals(ImagePHash().process(table).column("phash"))
     assert "phash" not in ImageDecoder().check(table)[0].column_names
+
+
+def test_the_fast_decoder_hash_is_within_a_few_bits_for_a_jpeg_and_exact_otherwise():
+    from stages.image.decode import ImageDecoder
+
+    images = _web_photos()
+    table = pa.table({"id": list(images), "image": list(images.values())})
+    fast, _ = ImageDecoder(phash="fast").check(table)
+    exact = ImagePHash().process(table)
+    is_jpeg = np.array([name.endswith(".jpg") for name in images])
+    fast_hashes = np.array(fast.column("phash").to_pylist(), np.uint64)
+    exact_hashes = np.array(exact.column("phash").to_pylist(), np.uint64)
+    assert np.array_equal(fast_hashes[~is_jpeg], exact_hashes[~is_jpeg])
+    assert np.all(hamming(fast_hashes[is_jpeg], exact_hashes[is_jpeg]) <= 4)
+
+
+def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width), dtype=np.uint8), "L")
+
+
+# Upscaled, kept (32) and reduced sides; tall ones on each side of the height at which
+# Pillow 13 starts resizing vertically first (h - 32 > 2 (w - 32)); web and camera sizes.
+RESIZE_SHAPES = [(w, h) for w in (1, 2, 31, 32, 33, 64) for h in (1, 31, 32, 33, 65, 97)]
+RESIZE_SHAPES += [(w, 2 * w - 32 + d) for w in (40, 333, 700) for d in (-1, 0, 1)]
+RESIZE_SHAPES += [(640, 480), (480, 640), (517, 389), (1024, 768), (4000, 3000), (3000, 4000)]
+RESIZE_SHAPES += [(1200, 90), (90, 1200), (32, 4000), (4000, 32)]
+
+
+def test_the_lanczos_resize_gives_pillows_pixels_for_every_shape():
+    for i, (width, height) in enumerate(RESIZE_SHAPES):
+        image = _noise(width, height, seed=i)
+        want = np.asarray(image.resize((32, 32), Image.Resampling.LANCZOS))
+        assert np.array_equal(resize_grey(image), want), (width, height)
+
+
+def test_the_lanczos_weights_of_every_side_up_to_1100_give_pillows_pixels():
+    for side in range(1, 1101):
+        for width, height in ((side, 48), (48, side)):
+            image = _noise(width, height, seed=side)
+            want = np.asarray(image.resize((32, 32), Image.Resampling.LANCZOS))
+            assert np.array_equal(resize_grey(image), want), (width, height)
+
+
+def test_a_pillow_resizing_in_an_unknown_order_gets_its_own_resize(monkeypatch):
+    from stages.image import phash
+
+    monkeypatch.setattr(phash, "_PASS_ORDERS", (lambda w, h: w > 50,))
+    phash._pillow_pass_order.cache_clear()
+    try:
+        assert phash._pillow_pass_order() is None
+        for width, height in [(640, 480), (100, 169), (20, 40)]:
+            image = _noise(width, height)
+            want = np.asarray(image.resize((32, 32), Image.Resampling.LANCZOS))
+            assert np.array_equal(resize_grey(image), want)
+    finally:
+        phash._pillow_pass_order.cache_clear()
