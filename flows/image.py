@@ -1,15 +1,11 @@
 """`curate_image`: the image curation flow.
 
-    read WebDataset tars / image folders / Parquet -> captions -> decode and validate
-    (bad images quarantined) -> size, aspect and file-size filters -> perceptual hash
-    [-> CLIP embedding -> aesthetic, NSFW and caption-similarity filters]
-    -> dedup (perceptual hash by default) -> WebDataset (img2dataset's layout) or Parquet
+    read tars / image folders / Parquet -> captions -> decode, validate, hash -> size
+    filters [-> CLIP -> aesthetic, NSFW, caption filters] -> dedup -> WebDataset or Parquet
 
-Without any model the flow still curates: decode, validate, filter, deduplicate exact and
-near-exact copies. A CLIP model adds embeddings (written apart, `embeddings/`), the
-aesthetic and NSFW scores and semantic dedup; `--nsfw-model nudenet` checks for nudity with
-the detector bundled in the `nudenet` package, no CLIP needed. The step sequence is the
-flow kit's (`flows/runtime/builder.py`); this file declares the parameters and the stages.
+Without any model the flow still validates, filters and removes exact and near copies;
+models add embeddings (written apart), scores and semantic dedup. This file declares the
+parameters and stages; the steps are the flow kit's (`flows/runtime/builder.py`).
 """
 
 from __future__ import annotations
@@ -19,20 +15,18 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from flows.runtime.builder import FlowSpec, build_flow, run_flow
-from flows.runtime.inputs import parquet_schema, require_columns
-from flows.runtime.params import FlowParams
-from flows.runtime.storage import storage_options
+from flows.runtime.inputs import media_input, media_reader, require_media_column
+from flows.runtime.params import MediaParams
 from flows.steps.dedup import PHASH_THRESHOLD, Dedup, DedupSteps
-from stages.base import FilterChain, Resources, Stage
+from stages.base import FilterChain, Stage
 from stages.io.formats.media import IMAGE
 from stages.io.read import ShardReader
 from stages.io.shards import Shard
 
 NEMO_AESTHETIC_THRESHOLD = 0.5  # NeMo Curator's default: on a 1-10 scale it removes nothing
-TAR_EXTENSIONS = (".tar", ".tar.gz", ".tgz")
 
 
-class ImageParams(FlowParams):
+class ImageParams(MediaParams):
     """Parameters of the image curation flow (the Prefect UI renders them as a form)."""
 
     input: str = Field(
@@ -41,29 +35,11 @@ class ImageParams(FlowParams):
         "image bytes column; local or s3://, or the output folder of another curate flow.",
         examples=["s3://raw/laion/{00000..00099}.tar", "photos/"],
     )
-    input_format: Literal["auto", "webdataset", "files", "parquet"] = Field(
-        "auto",
-        description="How to read the input: auto reads .tar as WebDataset and .parquet as "
-        "Parquet, and a folder holding neither as image files.",
-    )
-    image_column: str = Field(
-        "image",
-        description="Parquet input: the column of encoded image bytes.",
-    )
-    caption_field: str = Field(
-        "caption",
-        description="Where a caption is when there is no .txt member: a column, or a field "
-        "of the sample's .json.",
-    )
-    max_pixels: int = Field(
-        89_478_485,
-        ge=1,
-        description="Images with more pixels are quarantined unread (decompression bombs).",
-    )
+    image_column: str = Field("image", description="Parquet input: the image bytes column.")
+    caption_field: str = Field("caption", description="Caption column or .json field.")
+    max_pixels: int = Field(89_478_485, ge=1, description="More pixels: quarantined unread.")
     min_side: int = Field(64, ge=0, description="Remove images whose shorter side is smaller.")
-    max_aspect_ratio: float = Field(
-        3.0, ge=1.0, description="Remove images longer than this ratio, either orientation."
-    )
+    max_aspect_ratio: float = Field(3.0, ge=1.0, description="Longest side / shortest.")
     min_bytes: int = Field(0, ge=0, description="Remove image files smaller than this.")
     max_bytes: int | None = Field(None, ge=1, description="Remove image files larger than this.")
     clip_model: str | None = Field(
@@ -71,29 +47,18 @@ class ImageParams(FlowParams):
         description="A local Hugging Face CLIP folder (e.g. clip-vit-large-patch14): adds "
         "embeddings, and enables the aesthetic, NSFW and caption filters and semantic dedup.",
     )
-    model_inference_batch_size: int = Field(32, ge=1, description="Images per model batch.")
-    gpus: float = Field(
-        0.0,
-        ge=0.0,
-        description="GPUs per CLIP worker (a fraction shares one GPU); 0 runs on CPU, or on "
-        "the GPU a worker finds.",
-    )
     aesthetic_model: str | None = Field(
         None,
         description="The LAION improved-aesthetic-predictor head (.safetensors or .pth) "
         "for the CLIP model's embeddings.",
     )
-    aesthetic_threshold: float = Field(
-        5.0, description="Keep images whose aesthetic score (about 1-10) is at least this."
-    )
+    aesthetic_threshold: float = Field(5.0, description="Keep aesthetic_score >= this.")
     nsfw_model: str | None = Field(
         None,
         description="'nudenet' (the detector bundled with the nudenet package, no CLIP "
         "needed), or the LAION CLIP NSFW head's weights file.",
     )
-    nsfw_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="Keep images whose NSFW score is below this."
-    )
+    nsfw_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Keep nsfw_score < this.")
     min_clip_score: float | None = Field(
         None,
         description="Keep captioned images whose CLIP image-caption similarity is at least "
@@ -118,22 +83,9 @@ class ImageParams(FlowParams):
         "rate); exact: imagehash.phash's value bit for bit, about 0.56x that rate.",
     )
     hamming_threshold: int = Field(
-        PHASH_THRESHOLD,
-        ge=0,
-        le=32,
-        description="phash: images whose hashes differ in at most this many of 64 bits are "
-        "duplicates.",
+        PHASH_THRESHOLD, ge=0, le=32, description="phash: duplicates differ in <= this many bits."
     )
-    eps: float = Field(
-        0.01, gt=0.0, lt=1.0, description="semantic: duplicates have cosine similarity >= 1 - eps."
-    )
-    partitions: int = Field(16, ge=1, description="Hash partitions of the dedup step.")
-    keep_scores: bool = Field(True, description="Keep every filter's score as a column.")
-    output_format: Literal["webdataset", "parquet"] = Field(
-        "webdataset",
-        description="webdataset: tars in img2dataset's layout with a Parquet beside each; "
-        "parquet: one Parquet per shard, image bytes included.",
-    )
+    eps: float = Field(0.01, gt=0.0, lt=1.0, description="semantic: cosine >= 1 - eps.")
 
     @model_validator(mode="before")
     @classmethod
@@ -175,7 +127,7 @@ def build_stages(params: ImageParams) -> list[Stage]:
         ImageCaptions(caption_field=params.caption_field),
         # One decode per image: the decoder also computes the perceptual hash.
         ImageDecoder(
-            image_column=_image_column(params),
+            image_column=None if params.image_column == "image" else params.image_column,
             max_pixels=params.max_pixels,
             phash=True if params.phash == "exact" else "fast",
         ),
@@ -188,22 +140,13 @@ def build_stages(params: ImageParams) -> list[Stage]:
     return stages
 
 
-def _image_column(params: ImageParams) -> str | None:
-    """The column of image bytes when the user named one; None finds it (`image` of a
-    folder of files, the image member of a WebDataset sample)."""
-    return None if params.image_column == "image" else params.image_column
-
-
 def _clip_stages(params: ImageParams) -> list[Stage]:
     from stages.image.clip import ImageEmbeddingStage, ImageTextSimilarityFilter
 
-    embed = ImageEmbeddingStage(
-        model_dir=params.clip_model,
-        model_inference_batch_size=params.model_inference_batch_size,
-    )
-    if params.gpus:
-        embed.resources = Resources(cpus=1.0, gpus=params.gpus)
-    stages: list[Stage] = [embed]
+    batch = params.model_inference_batch_size
+    stages: list[Stage] = [
+        ImageEmbeddingStage(params.clip_model, model_inference_batch_size=batch, gpus=params.gpus)
+    ]
     if params.aesthetic_model:
         from stages.image.aesthetic import ImageAestheticFilterStage
 
@@ -228,9 +171,9 @@ def _clip_stages(params: ImageParams) -> list[Stage]:
 
 
 def _nudenet(params: ImageParams) -> Stage:
-    from stages.image.nsfw import NudeNetNSFWFilterStage
+    from stages.image.nsfw import NudeNetNSFWFilterStage as NudeNet
 
-    return NudeNetNSFWFilterStage(score_threshold=params.nsfw_threshold)
+    return NudeNet(score_threshold=params.nsfw_threshold)
 
 
 def _scored(stages: list, params: ImageParams) -> list:
@@ -261,81 +204,16 @@ def dedup_step(params: ImageParams) -> Dedup | DedupSteps | None:
 
 
 def input_format(params: ImageParams) -> str | None:
-    """The reader format for every input file: None reads each by its extension (tars,
-    Parquet), "files" reads image files."""
-    if params.input_format != "auto":
-        return params.input_format
-    name = params.input.split("?", 1)[0].rstrip("/").lower()
-    if name.endswith((*TAR_EXTENSIONS, ".parquet")):
-        return None
-    if name.endswith(tuple(f".{ext}" for ext in IMAGE)):
-        return "files"
-    return None if _holds_datasets(params.input) else "files"
-
-
-def _holds_datasets(folder: str) -> bool:
-    """Whether a folder holds tars or Parquet files (or is a curate dataset): read by their
-    extensions, not as image files."""
-    return bool(_dataset_files(folder))
-
-
-def _dataset_files(folder: str) -> list[str]:
-    """The tars and Parquet files a folder holds (a curate dataset's listed files)."""
-    from stages.io.commit import dataset_files, is_dataset
-    from stages.io.fs import filesystem
-
-    options = storage_options()
-    try:
-        if is_dataset(folder, options):
-            return dataset_files(folder, options)
-        fs, path = filesystem(folder, options)
-        if not fs.isdir(path):
-            return []
-        return [p for p in fs.find(path) if p.lower().endswith((*TAR_EXTENSIONS, ".parquet"))]
-    except OSError:
-        return []  # planning reports a missing input with its own message
-
-
-def _reads_parquet(params: ImageParams) -> bool:
-    """Whether the input is Parquet (rows with an image column) rather than tars or files."""
-    if params.input_format != "auto":
-        return params.input_format == "parquet"
-    name = params.input.split("?", 1)[0].rstrip("/").lower()
-    if name.endswith(".parquet"):
-        return True
-    if input_format(params) == "files" or name.endswith(TAR_EXTENSIONS):
-        return False
-    files = _dataset_files(params.input)
-    return bool(files) and not any(f.lower().endswith(TAR_EXTENSIONS) for f in files)
+    """None reads each input file by its extension (tars, Parquet); "files": image files."""
+    return media_input(params.input, params.input_format, IMAGE)[0]
 
 
 def reader(params: ImageParams) -> ShardReader:
-    """Rows without an image (a sample with no image member, a Parquet row without the
-    column) are quarantined by the reader, with the sample or row named."""
-    if _reads_parquet(params):
-        required = params.image_column
-    else:  # a WebDataset sample's image member, whatever its type; a file's `image`
-        required = ";".join(dict.fromkeys((params.image_column, *IMAGE)))
-    return ShardReader(
-        text_field=None,
-        id_field=params.id_field,
-        storage_options=storage_options(),
-        strict=params.strict,
-        required_field=required,
-    )
+    return media_reader(params, params.image_column, IMAGE)
 
 
 def check_input(params: ImageParams, shards: list[Shard]) -> None:
-    """Parquet input must have the image column (read from each file's schema)."""
-    for uri in dict.fromkeys(s.uri for s in shards if s.format == "parquet"):
-        schema = parquet_schema(uri)
-        if schema is None:
-            continue  # the reader quarantines an unreadable file with its reason
-        found = params.image_column in schema.names
-        if params.image_column == "image":  # or a column named by an image extension
-            found = found or any(name in schema.names for name in IMAGE)
-        if not found:
-            require_columns({"image_column": params.image_column}, schema.names, uri)
+    require_media_column(shards, params.image_column, "image_column", IMAGE)
 
 
 def writer(params: ImageParams):

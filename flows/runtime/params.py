@@ -4,6 +4,8 @@ Prefect UI form, the `curate <flow>` options and the deployment defaults all com
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -34,6 +36,31 @@ class FlowParams(BaseModel):
     allow_empty: bool = Field(
         False,
         description="Succeed when every input row was quarantined and nothing was written.",
+    )
+
+
+class MediaParams(FlowParams):
+    """What the media flows (image, video, audio) share: how the input is read, how model
+    stages run, the dedup partitions, scores as columns and the output format."""
+
+    input_format: Literal["auto", "webdataset", "files", "parquet"] = Field(
+        "auto",
+        description="How to read the input: auto reads .tar as WebDataset and .parquet as "
+        "Parquet, and a folder holding neither as media files.",
+    )
+    model_inference_batch_size: int = Field(32, ge=1, description="Items per model batch.")
+    gpus: float = Field(
+        0.0,
+        ge=0.0,
+        description="GPUs per model worker (a fraction shares one GPU); 0 runs on CPU, or on "
+        "the GPU a worker finds.",
+    )
+    partitions: int = Field(16, ge=1, description="Hash partitions of the dedup step.")
+    keep_scores: bool = Field(True, description="Keep every filter's score as a column.")
+    output_format: Literal["webdataset", "parquet"] = Field(
+        "webdataset",
+        description="webdataset: tars in img2dataset's layout with a Parquet beside each; "
+        "parquet: one Parquet per shard, media bytes included.",
     )
 
 
