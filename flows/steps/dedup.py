@@ -443,14 +443,7 @@ def _fuzzy(step: Dedup, keys, docs, texts_of: TextsOf, options, details: dict) -
     # the work was spread (and that no task held all of it).
     details["bucket_rows_per_partition"] = [rows for rows, _ in results]
 
-    def priority_of(nodes: np.ndarray) -> np.ndarray | None:
-        if step.keep == "first" or not len(nodes):
-            return None
-        rows = docs_rows(docs, pa.array(nodes, pa.int64()), ["_order", "_priority"], options)
-        index = pc.index_in(
-            pa.array(nodes, pa.int64()), value_set=rows.column("_order").combine_chunks()
-        )
-        return rows.column("_priority").take(index).to_numpy()
+    priority_of = _priorities(step, docs, options)
 
     @ray.remote(num_cpus=1)
     def merge(parts) -> pa.Table:
@@ -507,6 +500,22 @@ def _similarity(step: Dedup, docs, src, dst, texts_of: TextsOf, options) -> np.n
     )
 
 
+def _priorities(step: Dedup, docs, options):
+    """priority_of(nodes): each node's `_priority` from the docs sidecars, in order; None
+    when the step keeps the first of a group (input order decides)."""
+
+    def priority_of(nodes: np.ndarray) -> np.ndarray | None:
+        if step.keep == "first" or not len(nodes):
+            return None
+        rows = docs_rows(docs, pa.array(nodes, pa.int64()), ["_order", "_priority"], options)
+        index = pc.index_in(
+            pa.array(nodes, pa.int64()), value_set=rows.column("_order").combine_chunks()
+        )
+        return rows.column("_priority").take(index).to_numpy()
+
+    return priority_of
+
+
 def docs_rows(docs: dict[str, str], orders: pa.Array | None, columns, options) -> pa.Table:
     tables = []
     for uri in docs.values():
@@ -548,14 +557,7 @@ def _phash(step: Dedup, keys, docs, options, details: dict) -> pa.Table:
     details["bucket_rows_per_partition"] = [rows for rows, _ in results]
     details["hamming_threshold"] = threshold
 
-    def priority_of(nodes: np.ndarray) -> np.ndarray | None:
-        if step.keep == "first" or not len(nodes):
-            return None
-        rows = docs_rows(docs, pa.array(nodes, pa.int64()), ["_order", "_priority"], options)
-        index = pc.index_in(
-            pa.array(nodes, pa.int64()), value_set=rows.column("_order").combine_chunks()
-        )
-        return rows.column("_priority").take(index).to_numpy()
+    priority_of = _priorities(step, docs, options)
 
     @ray.remote(num_cpus=1)
     def merge(parts) -> pa.Table:

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from stages.base import Filter, Resources
-from stages.image.clip import EMBEDDING, check_dim, check_layout, embeddings_of, head_state_dict
+from stages.image.clip import EMBEDDING, check_layout, head_state_dict, score_embeddings
 
 NEMO_AESTHETIC_THRESHOLD = 0.5
 AESTHETIC_THRESHOLD = 5.0
@@ -107,22 +107,16 @@ class ImageAestheticFilterStage(Filter):
         self._head = aesthetic_head(state, self._path).to(self.device)
 
     def score(self, batch: pa.Table) -> np.ndarray:
-        import torch
-
         self.setup()
-        vectors, valid = embeddings_of(batch, self.embedding_column)
-        scores = np.full(batch.num_rows, np.nan)
-        if not valid.any():
-            return scores
-        check_dim(vectors, self._head.in_dim, self._path, self.embedding_column)
-        rows = np.flatnonzero(valid)
-        size = self.model_inference_batch_size
-        with torch.inference_mode():
-            for start in range(0, len(rows), size):
-                chunk = rows[start : start + size]
-                x = torch.from_numpy(vectors[chunk]).to(self.device)
-                scores[chunk] = self._head.layers(x)[:, 0].double().cpu().numpy()
-        return scores
+        return score_embeddings(
+            self._head.layers,
+            batch,
+            self.embedding_column,
+            self._head.in_dim,
+            self._path,
+            self.model_inference_batch_size,
+            self.device,
+        )
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
         return scores >= self.score_threshold  # NaN (no embedding) compares False

@@ -405,6 +405,28 @@ def check_layout(state: dict, expected: list[str], path: str, what: str) -> None
         )
 
 
+def score_embeddings(
+    head, batch: pa.Table, column: str, in_dim: int, path: str, batch_size: int, device: str
+) -> np.ndarray:
+    """One score per row from `head` (a torch callable over (n, in_dim) float32 giving
+    (n, 1)) on the embeddings in `column`, `batch_size` rows at a time on `device`; NaN
+    for rows without an embedding."""
+    import torch
+
+    vectors, valid = embeddings_of(batch, column)
+    scores = np.full(batch.num_rows, np.nan)
+    if not valid.any():
+        return scores
+    check_dim(vectors, in_dim, path, column)
+    rows = np.flatnonzero(valid)
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            x = torch.from_numpy(vectors[chunk]).to(device)
+            scores[chunk] = head(x)[:, 0].double().cpu().numpy()
+    return scores
+
+
 def check_dim(vectors: np.ndarray, dim: int, path: str, column: str) -> None:
     """ValueError when the embeddings are not the `dim`-d ones the head at `path` takes."""
     if vectors.shape[1] != dim:

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from stages.base import Filter, Resources
-from stages.image.clip import EMBEDDING, check_dim, check_layout, embeddings_of, head_state_dict
+from stages.image.clip import EMBEDDING, check_layout, head_state_dict, score_embeddings
 from stages.image.decode import load_rgb
 
 NSFW_SCORE = "nsfw_score"
@@ -153,22 +153,16 @@ class ImageNSFWFilterStage(_NsfwFilter):
         self._head = nsfw_head(state, self._path).to(self.device)
 
     def score(self, batch: pa.Table) -> np.ndarray:
-        import torch
-
         self.setup()
-        vectors, valid = embeddings_of(batch, self.embedding_column)
-        scores = np.full(batch.num_rows, np.nan)
-        if not valid.any():
-            return scores
-        check_dim(vectors, self._head.in_dim, self._path, self.embedding_column)
-        rows = np.flatnonzero(valid)
-        size = self.model_inference_batch_size
-        with torch.inference_mode():
-            for start in range(0, len(rows), size):
-                chunk = rows[start : start + size]
-                x = torch.from_numpy(vectors[chunk]).to(self.device)
-                scores[chunk] = self._head(x)[:, 0].double().cpu().numpy()
-        return scores
+        return score_embeddings(
+            self._head,
+            batch,
+            self.embedding_column,
+            self._head.in_dim,
+            self._path,
+            self.model_inference_batch_size,
+            self.device,
+        )
 
 
 def nudenet_input(image) -> np.ndarray:
