@@ -114,6 +114,52 @@ class Validator(Stage):
         return self.check(batch)[0]
 
 
+class Splitter(Stage):
+    """A stage that turns each input row into zero or more rows of a finer unit: a video
+    into its clips, a recording into its segments.
+
+    `split(batch)` returns the new rows and, per input row, how many it became. The engine
+    counts the rows a split adds (`rows_added`: a row split in three adds two) so that the
+    run's counts still add up (rows read + rows added = written + removed + duplicates +
+    quarantined), and counts an input row that became nothing as removed by the stage.
+    `children(batch, counts, columns)` builds the new rows: each input row's columns
+    repeated for its children, `columns` added, and a unique `_order` per child.
+    """
+
+    def split(self, batch: pa.Table) -> tuple[pa.Table, np.ndarray]:
+        raise NotImplementedError
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        return self.split(batch)[0]
+
+    @staticmethod
+    def children(batch: pa.Table, counts, columns: dict[str, pa.Array]) -> pa.Table:
+        """`batch`'s rows, row i repeated `counts[i]` times, with `columns` (one value per
+        child) set. A child's `_order` keeps its parent's file in the high 32 bits and
+        packs the parent's sample number and the child's number in the low 32 (16 bits
+        each), so it stays unique and sorts children after their parent's position."""
+        counts = np.asarray(counts, dtype=np.int64)
+        parents = np.repeat(np.arange(batch.num_rows), counts)
+        out = batch.take(pa.array(parents, pa.int64()))
+        if "_order" in out.column_names:
+            order = out.column("_order").to_numpy(zero_copy_only=False).astype(np.int64)
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if counts.size else counts
+            number = np.arange(parents.size) - np.repeat(starts, counts)
+            member = order & 0xFFFFFFFF
+            if parents.size and (member.max() >= 1 << 16 or number.max() >= 1 << 16):
+                raise ValueError(
+                    "a split input holds more than 65535 samples or a row split into more "
+                    "than 65535 parts: their order numbers would collide"
+                )
+            packed = (order >> 32 << 32) | (member << 16) | number
+            out = out.set_column(out.schema.get_field_index("_order"), "_order", pa.array(packed))
+        for name, values in columns.items():
+            if name in out.column_names:
+                out = out.drop_columns([name])
+            out = out.append_column(name, values)
+        return out
+
+
 class Filter(Stage):
     """A stage that keeps or drops whole rows.
 

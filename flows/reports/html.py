@@ -268,6 +268,7 @@ def html_report(
         ("shards", report.shards_total),
         ("already committed", report.shards_skipped),
         ("rows read", report.rows_read),
+        *([("rows added by splitting", report.rows_added)] if report.rows_added else []),
         ("rows quarantined", report.rows_quarantined),
         ("quarantine records", report.quarantine_records),
         ("rows removed", report.rows_removed),

@@ -37,6 +37,11 @@ def markdown_report(title: str, report: RunReport, manifest: dict, version_uri: 
         f"- rows read: {report.rows_read} (every line, record or sample the readers saw)",
         f"- rows quarantined (bad input): {report.rows_quarantined}"
         f" ({report.quarantine_records} records)",
+        *(
+            [f"- rows added by splitting (clips beyond one per video): {report.rows_added}"]
+            if report.rows_added
+            else []
+        ),
         f"- rows removed by the stages: {report.rows_removed}",
         f"- duplicates removed: {report.duplicates_removed}",
         f"- rows written: {report.rows_written}",
@@ -85,8 +90,11 @@ SKIPPED_SHOWN = 50  # skipped inputs a report lists; the manifest has them all
 def accounting(report: RunReport) -> str:
     """The rows read, accounted for: "read = written + removed + duplicates + quarantined",
     with the difference when they do not add up."""
+    read = f"{report.rows_read} read"
+    if report.rows_added:
+        read += f" + {report.rows_added} added by splitting"
     parts = (
-        f"{report.rows_read} read = {report.rows_written} written + {report.rows_removed} "
+        f"{read} = {report.rows_written} written + {report.rows_removed} "
         f"removed + {report.duplicates_removed} duplicates + {report.rows_quarantined} "
         "quarantined"
     )

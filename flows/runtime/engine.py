@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from stages.base import Filter, FilterChain, Resources, Stage, Validator
+from stages.base import Filter, FilterChain, Resources, Splitter, Stage, Validator
 from stages.io.errors import InputError, InputNotFound
 
 log = logging.getLogger("curate.engine")
@@ -162,10 +163,11 @@ class StageMetrics:
     removed_sample: list[dict] = field(default_factory=list)
     details: dict = field(default_factory=dict)  # step-specific figures for the report
     quarantined: int = 0  # rows a `Validator` sent to the quarantine (not removed)
+    added: int = 0  # rows a `Splitter` added (a row split in three adds two)
 
     @property
     def removed(self) -> int:
-        return self.rows_in - self.rows_out - self.quarantined
+        return self.rows_in + self.added - self.rows_out - self.quarantined
 
     @property
     def rows_per_second(self) -> float:
@@ -176,6 +178,7 @@ class StageMetrics:
         self.rows_out += record["rows_out"]
         self.seconds += record["seconds"]
         self.quarantined += record.get("rows_quarantined", 0)
+        self.added += record.get("rows_added", 0)
         self.shards += 1
         if record.get("node"):
             self.nodes.add(record["node"])
@@ -190,6 +193,7 @@ class StageMetrics:
             "rows_out": self.rows_out,
             "removed": self.removed,
             **({"quarantined": self.quarantined} if self.quarantined else {}),
+            **({"added": self.added} if self.added else {}),
             "seconds": round(self.seconds, 4),
             "rows_per_second": round(self.rows_per_second, 1),
             "shards": self.shards,
@@ -254,10 +258,23 @@ class RunReport:
         return sum(m.removed for m in self.stages.values() if m.name not in skip)
 
     @property
+    def rows_added(self) -> int:
+        """Rows the `Splitter` stages added (clips beyond one per video)."""
+        return sum(m.added for m in self.stages.values())
+
+    @property
     def unaccounted(self) -> int:
-        """Rows read that are neither written, removed, deduplicated nor quarantined."""
-        return self.rows_read - (
-            self.rows_written + self.rows_removed + self.duplicates_removed + self.rows_quarantined
+        """Rows read or added that are neither written, removed, deduplicated nor
+        quarantined."""
+        return (
+            self.rows_read
+            + self.rows_added
+            - (
+                self.rows_written
+                + self.rows_removed
+                + self.duplicates_removed
+                + self.rows_quarantined
+            )
         )
 
     def to_dict(self) -> dict:
@@ -268,6 +285,7 @@ class RunReport:
             "rows_quarantined": self.rows_quarantined,
             "quarantine_records": self.quarantine_records,
             "blank_lines": self.blank_lines,
+            "rows_added": self.rows_added,
             "rows_removed": self.rows_removed,
             "duplicates_removed": self.duplicates_removed,
             "rows_written": self.rows_written,
@@ -302,7 +320,7 @@ def run_stage(
     sample: list[dict] = []
     size = stage.batch_size or max(rows_in, 1)
     outputs = []
-    bad_rows = 0
+    bad_rows = added = 0
     for offset in range(0, max(rows_in, 1), size):
         batch = table.slice(offset, size)
         if isinstance(stage, Validator):
@@ -313,6 +331,14 @@ def run_stage(
                 quarantine.append(bad)
                 bad_rows += int(pa.compute.sum(bad.column("rows")).as_py() or 0)
             outputs.append(good)
+        elif isinstance(stage, Splitter):
+            parts, counts = stage.split(batch)
+            counts = np.asarray(counts, dtype=np.int64)
+            added += int(np.maximum(counts - 1, 0).sum())
+            barren = np.flatnonzero(counts == 0)[: REMOVED_SAMPLE_SIZE - len(sample)]
+            if barren.size:
+                sample.extend(stage.describe_removed(batch.take(barren), barren.size))
+            outputs.append(parts)
         elif isinstance(stage, Filter):
             kept, removed, _ = stage.apply(batch)
             if len(sample) < REMOVED_SAMPLE_SIZE and removed.num_rows:
@@ -329,6 +355,7 @@ def run_stage(
         "node": node,
         "removed_sample": sample,
         **({"rows_quarantined": bad_rows} if isinstance(stage, Validator) else {}),
+        **({"rows_added": added} if isinstance(stage, Splitter) else {}),
     }
     return out, [record]
 

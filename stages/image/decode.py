@@ -23,7 +23,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stages.base import Resources, Validator
-from stages.io.quarantine import Record, quarantine_table
+from stages.io.quarantine import Record, RowPlaces, quarantine_table
 
 BACKGROUND = (255, 255, 255)
 IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
@@ -160,7 +160,7 @@ class ImageDecoder(Validator):
         good = np.zeros(n, dtype=bool)
         facts = []
         records = []
-        place = _Places(batch)
+        place = RowPlaces(batch)
         with warnings.catch_warnings():
             # max_pixels decides; Pillow's warning below its hard limit is noise here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -327,27 +327,3 @@ def _with_image(table: pa.Table, images, chosen: np.ndarray, columns: list[str])
     if "extension" in table.column_names:
         return table.set_column(table.schema.get_field_index("extension"), "extension", values)
     return table.append_column("extension", values)
-
-
-class _Places:
-    """Where each row of a batch came from, for quarantine records."""
-
-    def __init__(self, batch: pa.Table):
-        def column(name):
-            return batch.column(name).to_pylist() if name in batch.column_names else None
-
-        self.sources = column("source")
-        self.orders = column("_order")
-        self.ids = column("id")
-
-    def source(self, i: int) -> str:
-        value = self.sources[i] if self.sources else None
-        return "" if value is None else str(value)
-
-    def line(self, i: int) -> int:
-        order = self.orders[i] if self.orders else None
-        return 0 if order is None else int(order) & 0xFFFFFFFF
-
-    def reason(self, i: int, why: str) -> str:
-        row_id = self.ids[i] if self.ids else None
-        return f"{self.source(i)}: line {self.line(i)}: id {row_id!r}: {why}"

@@ -99,3 +99,29 @@ def with_blank_lines(table: pa.Table, count: int) -> pa.Table:
 def blank_lines(table: pa.Table) -> int:
     """The blank lines a quarantine table carries (0 when none were counted)."""
     return int((table.schema.metadata or {}).get(BLANK_LINES_KEY, b"0"))
+
+
+class RowPlaces:
+    """Where each row of a batch came from, for the quarantine records a `Validator`
+    writes: `source`, `line` (the sample number in `_order`) and a reason that names
+    both and the row's id."""
+
+    def __init__(self, batch: pa.Table):
+        def column(name):
+            return batch.column(name).to_pylist() if name in batch.column_names else None
+
+        self.sources = column("source")
+        self.orders = column("_order")
+        self.ids = column("id")
+
+    def source(self, i: int) -> str:
+        value = self.sources[i] if self.sources else None
+        return "" if value is None else str(value)
+
+    def line(self, i: int) -> int:
+        order = self.orders[i] if self.orders else None
+        return 0 if order is None else int(order) & 0xFFFFFFFF
+
+    def reason(self, i: int, why: str) -> str:
+        row_id = self.ids[i] if self.ids else None
+        return f"{self.source(i)}: line {self.line(i)}: id {row_id!r}: {why}"
