@@ -285,7 +285,12 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     report = RunReport()
     for s in summary["report"]["stages"]:
         report.stages[s["stage"]] = StageMetrics(
-            s["stage"], s["rows_in"], s["rows_out"], s["seconds"]
+            s["stage"],
+            s["rows_in"],
+            s["rows_out"],
+            s["seconds"],
+            quarantined=s.get("quarantined", 0),
+            added=s.get("added", 0),
         )
     console = Console(width=None if sys.stdout.isatty() else 120)
     table = Table(title="Per-stage counts")
@@ -316,8 +321,9 @@ def _print_summary(summary: dict, as_json: bool) -> None:
     r = summary["report"]
     state = " (already committed: nothing to do)" if summary.get("already_committed") else ""
     console.print(
-        f"rows read {r['rows_read']}, quarantined {r['rows_quarantined']}, "
-        f"written {r['rows_written']}{state}"
+        f"rows read {r['rows_read']}, "
+        + (f"added by splitting {r['rows_added']}, " if r.get("rows_added") else "")
+        + f"quarantined {r['rows_quarantined']}, written {r['rows_written']}{state}"
     )
     # Plain prints: paths must stay whole (no wrapping) to be copied.
     print(f"output:   {summary['output']}")

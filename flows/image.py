@@ -131,12 +131,12 @@ def build_stages(params: ImageParams) -> list[Stage]:
             max_pixels=params.max_pixels,
             phash=True if params.phash == "exact" else "fast",
         ),
-        FilterChain(_scored(filters, params)),
+        FilterChain(params.scored(filters)),
     ]
     if params.clip_model:
         stages += _clip_stages(params)
     elif params.nsfw_model == "nudenet":
-        stages += _scored([_nudenet(params)], params)
+        stages += params.scored([_nudenet(params)])
     return stages
 
 
@@ -167,20 +167,13 @@ def _clip_stages(params: ImageParams) -> list[Stage]:
         stages.append(
             ImageTextSimilarityFilter(model_dir=params.clip_model, min_score=params.min_clip_score)
         )
-    return _scored(stages, params)
+    return params.scored(stages)
 
 
 def _nudenet(params: ImageParams) -> Stage:
     from stages.image.nsfw import NudeNetNSFWFilterStage as NudeNet
 
     return NudeNet(score_threshold=params.nsfw_threshold)
-
-
-def _scored(stages: list, params: ImageParams) -> list:
-    for stage in stages:
-        if hasattr(stage, "keep_score"):
-            stage.keep_score = params.keep_scores
-    return stages
 
 
 def dedup_step(params: ImageParams) -> Dedup | DedupSteps | None:

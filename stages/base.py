@@ -96,6 +96,16 @@ class StageSequence(Stage):
         return batch
 
 
+class DropColumns(Stage):
+    """Removes working columns a later stage no longer needs (absent ones are ignored)."""
+
+    def __init__(self, columns: list[str]):
+        self.columns = list(columns)
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        return batch.drop_columns([c for c in self.columns if c in batch.column_names])
+
+
 class Validator(Stage):
     """A stage that sends bad rows to the quarantine rather than removing them: input that
     cannot be used at all (an undecodable image, a truncated audio file), as opposed to

@@ -100,10 +100,12 @@ def _tables_and_tars(folder: str) -> list[str]:
         return []  # planning reports a missing input with its own message
 
 
-def media_reader(params, column: str, media: tuple[str, ...]):
+def media_reader(params, column: str, media: tuple[str, ...], max_inline_mb: float = 64):
     """The reader of a media flow: rows without their media (a sample with no member of
     the kind, a Parquet row without `column`) are quarantined by the reader, with the
-    sample or row named. `params`: the flow's `MediaParams` (input, format, id field)."""
+    sample or row named. `params`: the flow's `MediaParams` (input, format, id field);
+    media files larger than `max_inline_mb` travel by URI only (0: every file, as videos
+    do)."""
     from stages.io.read import ShardReader
 
     if media_input(params.input, params.input_format, media)[1]:
@@ -116,6 +118,7 @@ def media_reader(params, column: str, media: tuple[str, ...]):
         storage_options=storage_options(),
         strict=params.strict,
         required_field=required,
+        max_inline_mb=max_inline_mb,
     )
 
 

@@ -63,6 +63,13 @@ class MediaParams(FlowParams):
         "parquet: one Parquet per shard, media bytes included.",
     )
 
+    def scored(self, stages: list) -> list:
+        """`stages`, each filter set to keep its score as a column when `keep_scores`."""
+        for stage in stages:
+            if hasattr(stage, "keep_score"):
+                stage.keep_score = self.keep_scores
+        return stages
+
 
 # Fields that change how a run behaves, not what it writes: not part of the version id.
 UNVERSIONED = frozenset({"version", "create_bucket", "allow_empty"})

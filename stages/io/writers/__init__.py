@@ -4,6 +4,7 @@
     webdataset   part-<shard>-<n>.tar + part-<shard>-<n>.parquet, img2dataset's layout
     (any, wrapped in `EmbeddingsApart`: + embeddings/part-<shard>-0.parquet)
     manifest     part-<shard>-0.jsonl, a NeMo-style JSONL manifest
+    nemo         NeMo Curator's clip layout: clips/<id>.mp4, metas/v0/<id>.json, ...
 
 A writer only writes a shard's files; `VersionWriter.commit_shard` then records them and
 the manifest is written last (the commit protocol, `stages.io.commit`).
@@ -14,11 +15,13 @@ from __future__ import annotations
 from stages.io.writers.base import DatasetWriter
 from stages.io.writers.embeddings import EmbeddingsApart
 from stages.io.writers.manifest import ManifestWriter
+from stages.io.writers.nemo_clips import NemoClipsWriter
 from stages.io.writers.parquet import ParquetWriter
 from stages.io.writers.webdataset import WebDatasetWriter
 
 WRITERS: dict[str, type[DatasetWriter]] = {
-    writer.name: writer for writer in (ParquetWriter, WebDatasetWriter, ManifestWriter)
+    writer.name: writer
+    for writer in (ParquetWriter, WebDatasetWriter, ManifestWriter, NemoClipsWriter)
 }
 
 
@@ -40,6 +43,7 @@ __all__ = [
     "DatasetWriter",
     "EmbeddingsApart",
     "ManifestWriter",
+    "NemoClipsWriter",
     "ParquetWriter",
     "WebDatasetWriter",
     "dataset_writer",

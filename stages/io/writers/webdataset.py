@@ -25,6 +25,7 @@ samples come in key order (Ray Data's `read_webdataset` rejects or splits sample
 - a binary column named `image`, `audio`, `video` or `clip`: its bytes, unchanged, with the
   extension given by the row's `extension` column, else told by the bytes' magic number
   (JPEG, PNG, WebP, GIF, TIFF, FLAC, WAV, MP3, AAC, Ogg, MP4/M4A/MOV/AVIF/HEIC, WebM/MKV, AVI);
+- a binary column `preview` (a video clip's animated WebP preview): `KEY.webp`;
 - any other binary column (`jpg`, `png`, `webp`, `flac`, `wav`, `mp4`, ...): its bytes,
   unchanged, as `KEY.<column name>`;
 - the first string column of `txt`, `caption`, `text`: `KEY.txt` (UTF-8);
@@ -54,6 +55,7 @@ from stages.io.writers.base import DatasetWriter, is_binary, write_file
 
 SAMPLES_PER_TAR = 10_000
 NAMED_MEDIA = ("image", "audio", "video", "clip")
+RENAMED = {"preview": "webp"}  # column -> member extension
 TEXT_COLUMNS = ("txt", "caption", "text")
 SHARD_DIGITS, INDEX_DIGITS = 5, 4
 _EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -247,7 +249,7 @@ class _Layout:
         for name, data in media.items():
             if data is None:
                 continue
-            ext = name
+            ext = RENAMED.get(name, name)
             if name in NAMED_MEDIA:
                 ext = _extension_of(data, extension, name)
             if ext in sample:
