@@ -136,7 +136,8 @@ def _decode(data: bytes | None):
 def vectors_column(vectors: np.ndarray, valid: np.ndarray, dim: int) -> pa.Array:
     """A fixed_size_list<float32, dim> column; rows not `valid` are null."""
     flat = pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1), pa.float32())
-    return pa.FixedSizeListArray.from_arrays(flat, dim, mask=pa.array(~valid))
+    mask = pa.array(~np.asarray(valid, dtype=bool).reshape(-1), pa.bool_())
+    return pa.FixedSizeListArray.from_arrays(flat, dim, mask=mask)
 
 
 def embeddings_of(batch: pa.Table, column: str = EMBEDDING) -> tuple[np.ndarray, np.ndarray]:

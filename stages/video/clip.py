@@ -99,7 +99,8 @@ def frames_column(frames: list[np.ndarray | None], dim: int) -> pa.Array:
     counts = [0 if f is None else len(f) for f in frames]
     offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
     inner = vectors_column(stacked, np.ones(len(stacked), bool), dim)
-    return pa.ListArray.from_arrays(offsets, inner, mask=pa.array([f is None for f in frames]))
+    missing = pa.array([f is None for f in frames], pa.bool_())
+    return pa.ListArray.from_arrays(offsets, inner, mask=missing)
 
 
 def frame_embeddings_of(batch: pa.Table, column: str = FRAME_EMBEDDINGS) -> list:

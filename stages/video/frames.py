@@ -50,12 +50,36 @@ def open_video(source: bytes | str, storage_options: dict | None = None, **optio
 
             fs, path = filesystem(source, storage_options)
             handle = fs.open(path, "rb", block_size=4 << 20)
-            container = av.open(handle, "r", options=options)
-            container._curate_handle = handle  # kept open as long as the container
-            return container
+            try:
+                return _Streamed(av.open(handle, "r", options=options), handle)
+            except BaseException:
+                handle.close()
+                raise
         return av.open(source.removeprefix("file://"), "r", options=options)
     except (av.FFmpegError, OSError, ValueError) as err:
         raise VideoError(_reason(err)) from err
+
+
+class _Streamed:
+    """A container read through an fsspec file: closing it closes the file too."""
+
+    def __init__(self, container, handle):
+        self._container, self._handle = container, handle
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._container.close()
+        finally:
+            self._handle.close()
 
 
 def _reason(err: Exception) -> str:
