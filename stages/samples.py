@@ -23,6 +23,7 @@ AUDIO_COLUMNS = ("audio", "flac", "wav", "mp3")
 AUDIO_PATH_COLUMNS = ("audio_filepath", "audio_uri")
 VIDEO_COLUMNS = ("video_uri", "clip", "mp4", "webm", "start", "end")
 VIDEO_PATH_COLUMNS = ("video_uri",)
+CLIP_COLUMNS = ("clip", "mp4", "webm")
 KEPT_COLUMNS = ("duplicate_of", "similarity", "reason")
 _ADDRESS = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
@@ -38,6 +39,8 @@ def describe_rows(rows: pa.Table, limit: int = 3, text_field: str | None = "text
       `data:image/jpeg;base64,...` URI of at most 96 px a side, and `width`/`height` of the
       original; an image that does not decode gives `thumbnail: None` and `image_error`
       (the reason) instead of raising;
+    - a video clip (`clip`, `mp4` or `webm` bytes, without an image column): the
+      `thumbnail` of its middle frame, as for an image (none when it does not decode);
     - audio (`audio`, `flac`, `wav`, `mp3` bytes or an `audio_filepath`/`audio_uri`) and
       video (`video_uri`, `clip`, `mp4`, `webm`, `start`/`end`): `duration` (seconds, from
       a `duration` column, else `end - start`, else a WAV header), `path` (the URI
@@ -67,6 +70,13 @@ def describe_rows(rows: pa.Table, limit: int = 3, text_field: str | None = "text
     if image:
         for item, value in zip(out, values(image), strict=True):
             item.update(_thumbnail(_bytes_of(value)))
+
+    clip = next((c for c in CLIP_COLUMNS if c in names and _holds_bytes(rows.schema, c)), None)
+    if clip and not image:
+        for item, value in zip(out, values(clip), strict=True):
+            frame = _middle_frame(_bytes_of(value))
+            if frame is not None:
+                item.update(_thumbnail(frame))
 
     audio = any(c in names for c in AUDIO_COLUMNS + AUDIO_PATH_COLUMNS)
     if audio or any(c in names for c in VIDEO_COLUMNS):
@@ -107,6 +117,24 @@ def _describe_media(rows: pa.Table, out: list[dict], names: set[str]) -> None:
             item["duration"] = seconds
         if isinstance(uri, str):
             item["path"] = uri
+
+
+def _middle_frame(data: bytes | None) -> bytes | None:
+    """A video clip's middle frame as PNG bytes (for `_thumbnail`); None when the clip
+    does not decode (its row then has no thumbnail: why is the clip's own error)."""
+    if not data:
+        return None
+    try:
+        from PIL import Image
+
+        from stages.video.frames import sample
+
+        frames = sample(data, fps=4.0)
+        buffer = io.BytesIO()
+        Image.fromarray(frames[len(frames) // 2]).save(buffer, format="PNG")
+        return buffer.getvalue()
+    except Exception:  # noqa: BLE001 - a report never fails on a bad clip
+        return None
 
 
 def _thumbnail(data: bytes | None) -> dict[str, Any]:

@@ -185,3 +185,21 @@ def test_a_described_row_is_json_whatever_the_column_types():
     json.dumps([first, second])
     assert first == {"id": "raw-id", "reason": "[1, 2]"}
     assert second == {"id": "<4 bytes>"}
+
+
+def test_a_removed_video_clip_is_shown_by_a_thumbnail_of_its_middle_frame(tmp_path):
+    from videos import Span, write_video
+
+    clip = write_video(tmp_path / "c.mp4", [Span(1, 0), Span(1, 5)], 24, (160, 120))
+    rows = pa.table(
+        {
+            "id": ["moving", "broken"],
+            "clip": pa.array([clip.read_bytes(), b"not a video"], pa.binary()),
+            "start": [0.0, 4.0],
+            "end": [2.0, 5.0],
+        }
+    )
+    good, bad = describe_rows(rows, 2)
+    assert good["thumbnail"].startswith("data:image/jpeg;base64,")
+    assert (good["width"], good["height"], good["duration"]) == (160, 120, 2.0)
+    assert "thumbnail" not in bad and bad["duration"] == 1.0
