@@ -200,7 +200,7 @@ def input_format(params: VideoParams) -> str | None:
 
 
 def reader(params: VideoParams) -> ShardReader:
-    return media_reader(params, "video", VIDEO, max_inline_mb=0)
+    return media_reader(params, "video_uri", VIDEO, max_inline_mb=0)
 
 
 def writer(params: VideoParams):
