@@ -82,9 +82,13 @@ def _column(batch: pa.Table, name: str, default):
 
 
 def _sources(batch: pa.Table) -> list[str]:
+    """What names each video in its clips' ids: its URI, or for a video carried as bytes
+    (a WebDataset sample), its source and id (one tar holds many videos)."""
     uris = _column(batch, URI_COLUMN, None)
     sources = _column(batch, "source", "")
-    return [u if u is not None else s for u, s in zip(uris, sources, strict=True)]
+    ids = _column(batch, "id", "")
+    named = zip(uris, sources, ids, strict=True)
+    return [u if u is not None else f"{s}#{i}" for u, s, i in named]
 
 
 class TransNetV2ClipExtractionStage(_ClipSplitter):

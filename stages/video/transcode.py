@@ -215,6 +215,8 @@ class _ClipWriter:
 
     def video(self, frame) -> None:
         """Add one source frame: written once, or as often as the target rate asks."""
+        import av
+
         if self.rate == self.in_rate:
             copies = 1
         else:  # frames due by the end of this source frame, at the target rate
@@ -224,6 +226,9 @@ class _ClipWriter:
         if copies <= 0:
             return
         scaled = frame.reformat(width=self.width, height=self.height, format="yuv420p")
+        # The decoder's frame type (I, P) would make the encoder copy the source's GOP:
+        # cleared, the encoder picks its own (B-frames, its keyframes), a third the size.
+        scaled.pict_type = av.video.frame.PictureType.NONE
         for _ in range(copies):
             scaled.pts = self.frames
             scaled.time_base = 1 / self.rate

@@ -266,3 +266,29 @@ def test_fixed_split_nemo_layout_dedup_of_a_copy_and_resume(tmp_path, ray_cluste
     assert list(root.glob("clip_embd_parquet/*.parquet"))
     again = run_video(params)
     assert again.get("already_committed")
+
+
+def test_videos_in_webdataset_tars_and_parquet_rows_by_uri(tmp_path, ray_cluster):
+    import pyarrow as pa
+
+    raw = tmp_path / "raw"
+    first = write_video(raw / "a.mp4", [Span(2, 10), Span(2, 11)], FPS, (160, 120))
+    second = write_video(raw / "b.mp4", [Span(3, 12)], FPS, (160, 120))
+    with tarfile.open(tmp_path / "00000.tar", "w") as tar:
+        for key, path in (("s1", first), ("s2", second)):
+            for name, data in ((f"{key}.mp4", path.read_bytes()), (f"{key}.txt", b"x")):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    common = {"split": "fixed", "clip_len": 2.0, "min_clip": 1.0, "previews": False}
+    from_tar = run_video(
+        VideoParams(input=str(tmp_path / "00000.tar"), output=str(tmp_path / "o1"), **common)
+    )
+    assert from_tar["report"]["rows_read"] == 2 and from_tar["report"]["rows_written"] == 4
+    table = pq.read_table(next((tmp_path / "o1").glob("v-*/part-*.parquet")))
+    assert len(set(table.column("id").to_pylist())) == 4  # ids differ between samples
+
+    listed = tmp_path / "videos.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "video_uri": [str(first), str(second)]}), listed)
+    from_rows = run_video(VideoParams(input=str(listed), output=str(tmp_path / "o2"), **common))
+    assert from_rows["report"]["rows_read"] == 2 and from_rows["report"]["rows_written"] == 4
