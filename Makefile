@@ -10,6 +10,8 @@ PIP_FLAGS := --disable-pip-version-check -q -c .ci/constraints.txt
 $(STAMP): pyproject.toml .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	# openai-whisper without its triton dependency (GPU kernels a CPU install never uses)
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps openai-whisper==20250625
 	touch $(STAMP)
 
 install: $(STAMP)
