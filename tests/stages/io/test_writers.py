@@ -34,11 +34,14 @@ def _audio_table(n: int = 4) -> pa.Table:
     )
 
 
-def test_the_registry_holds_parquet_webdataset_and_manifest():
+def test_the_registry_holds_parquet_webdataset_manifest_and_nemo_clips():
+    from stages.io.writers import NemoClipsWriter
+
     assert WRITERS == {
         "parquet": ParquetWriter,
         "webdataset": WebDatasetWriter,
         "manifest": ManifestWriter,
+        "nemo": NemoClipsWriter,
     }
     assert all(issubclass(w, DatasetWriter) and w.name == n for n, w in WRITERS.items())
 
@@ -48,7 +51,7 @@ def test_dataset_writer_builds_a_writer_with_its_options():
 
 
 def test_an_unknown_writer_is_an_error_naming_the_known_ones():
-    with pytest.raises(ValueError, match=r"'tfrecord'.*manifest, parquet, webdataset"):
+    with pytest.raises(ValueError, match=r"'tfrecord'.*manifest, nemo, parquet, webdataset"):
         dataset_writer("tfrecord")
 
 
