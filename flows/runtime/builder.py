@@ -591,7 +591,7 @@ def run_flow(spec: FlowSpec, params: FlowParams) -> dict:
 # --------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, tuple[FlowSpec, str]] = {}
-BUILTIN = ("flows.text", "flows.dedup", "flows.image", "flows.video")
+BUILTIN = ("flows.text", "flows.dedup", "flows.image", "flows.video", "flows.audio")
 
 
 def register(spec: FlowSpec, module: str) -> None:
