@@ -88,10 +88,9 @@ def build_stages(params: AudioParams) -> list[Stage]:
     from stages.audio.transcripts import TranscriptsBeside
 
     p, options = params, storage_options()
-    stages: list[Stage] = [
-        AudioDecoder(target_sample_rate=p.sample_rate, storage_options=options),
-        TranscriptsBeside(),
-    ]
+    stages: list[Stage] = [AudioDecoder(target_sample_rate=p.sample_rate, storage_options=options)]
+    if input_format(p) == "files":  # a folder of audio files: `.txt` transcripts beside
+        stages.append(TranscriptsBeside(storage_options=options))
     if p.vad:
         from stages.audio.vad import VADSegmentationStage
 
@@ -123,9 +122,11 @@ def _asr_stages(p: AudioParams) -> list[Stage]:
     from stages.audio.wer import GetPairwiseWerStage
 
     language = p.language
+    fmt, parquet = _reading(p)
+    reference = "txt" if fmt is None and not parquet else "text"  # a tar's `.txt` member
     stages: list[Stage] = [
         InferenceAsrWhisperStage(p.asr_model, language=language, gpus=p.gpus),
-        GetPairwiseWerStage(language=language or "en"),
+        GetPairwiseWerStage(text_key=reference, language=language or "en"),
     ]
     filters: list = []
     if p.max_wer is not None:
@@ -139,12 +140,17 @@ def _asr_stages(p: AudioParams) -> list[Stage]:
     return stages + ([FilterChain(p.scored(filters))] if filters else [])
 
 
-def input_format(params: AudioParams) -> str | None:
-    """"manifest" for a NeMo manifest; else as the media flows read their input."""
+def _reading(params: AudioParams) -> tuple[str | None, bool]:
+    """(reader format, whether rows come from Parquet): "manifest" for a NeMo manifest,
+    else as the media flows read their input."""
     name = params.input.split("?", 1)[0].lower()
     if params.input_format == "auto" and name.endswith(MANIFEST_SUFFIXES):
-        return "manifest"
-    return media_input(params.input, params.input_format, AUDIO)[0]
+        return "manifest", False
+    return media_input(params.input, params.input_format, AUDIO)
+
+
+def input_format(params: AudioParams) -> str | None:
+    return _reading(params)[0]
 
 
 def reader(params: AudioParams) -> ShardReader:

@@ -203,10 +203,10 @@ class _HFWhisper:
 
 class InferenceAsrWhisperStage(Stage):
     """Adds `pred_text_key` (`pred_text`, string): the transcript Whisper writes for each
-    row's audio (`pcm` at `pcm_rate`, resampled to 16 kHz), and `language_key`
-    (`asr_language`): the language code it was decoded in, `language` when given, else the
-    one Whisper detects on the recording's first 30 s (as `whisper.transcribe` does).
-    English-only models decode in "en".
+    row's audio (`pcm` at `pcm_rate`, channels averaged, resampled to 16 kHz), and
+    `language_key` (`asr_language`): the language code it was decoded in, `language` when
+    given, else the one Whisper detects on the recording's first 30 s (as
+    `whisper.transcribe` does). English-only models decode in "en".
 
     A recording is cut into consecutive 30 s windows (Whisper's input; the last one is
     padded), each window is decoded without timestamps, and the texts are joined by a

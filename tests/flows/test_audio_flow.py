@@ -210,3 +210,27 @@ def test_vad_cuts_a_recording_into_its_speech_segments_and_files_get_a_manifest(
         audio, rate = sf.read(line["audio_filepath"])
         assert rate == 16000 and abs(len(audio) / rate - line["duration"]) <= 0.010
     assert np.isfinite([line["duration"] for line in lines]).all()
+
+
+def test_webdataset_tars_of_audio_keep_their_transcripts(tmp_path, ray_cluster):
+    from audio import encode
+
+    samples = {"a": tone(1.5, 300, rate=44100), "b": speech_or_tone("One more sentence.")}
+    rates = {"a": 44100, "b": RATE}
+    with tarfile.open(tmp_path / "00000.tar", "w") as tar:
+        for key, signal in samples.items():
+            kind = "mp3" if key == "a" else "flac"
+            members = {kind: encode(kind, signal, rates[key]), "txt": f"words of {key}".encode()}
+            for ext, data in members.items():
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    summary = run_audio(AudioParams(input=str(tmp_path / "00000.tar"), output=str(tmp_path / "o")))
+
+    assert summary["report"]["rows_written"] == 2
+    version = Path(read_manifest(str(tmp_path / "o"))["uri"])
+    with tarfile.open(next(version.glob("part-*.tar"))) as tar:
+        names = sorted(tar.getnames())
+        texts = {n: tar.extractfile(n).read().decode() for n in names if n.endswith(".txt")}
+    assert [n.rsplit(".", 1)[1] for n in names] == ["flac", "json", "txt"] * 2
+    assert sorted(texts.values()) == ["words of a", "words of b"]

@@ -128,6 +128,7 @@ def _tokenizer(folder: Path):
 def tiny_hf_whisper(folder: Path, checkpoint: str) -> str:
     """Save the openai-whisper `checkpoint` (from `tiny_openai_whisper`) as a Hugging Face
     Whisper folder in `folder` (created); returns the folder."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is built locally
     import torch
     from transformers import (
         GenerationConfig,
