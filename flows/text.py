@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from flows.runtime.builder import FlowSpec, build_flow, run_flow
 from flows.runtime.params import FlowParams
@@ -33,6 +33,15 @@ class TextParams(FlowParams):
         "default",
         description="Heuristic filter recipe: 'default' is NeMo Curator's English recipe.",
     )
+    language_backend: Literal["py3langid", "lingua", "fasttext"] = Field(
+        "py3langid",
+        description="Language identifier: py3langid (its model ships in the wheel; about "
+        "27x lingua's documents per second, as accurate), lingua, or a fastText model file "
+        "(--language-model lid.176.bin).",
+    )
+    language_model: str | None = Field(
+        None, description="fasttext: the local lid.176.bin / .ftz model file."
+    )
     languages: list[str] = Field(
         default_factory=lambda: ["en"],
         description="Keep only documents in these languages (ISO 639-1, comma-separated); "
@@ -53,11 +62,15 @@ class TextParams(FlowParams):
 
     @field_validator("languages")
     @classmethod
-    def _known_languages(cls, languages: list[str]) -> list[str]:
-        """Only codes the language detector can produce: any other would keep nothing."""
+    def _known_languages(cls, languages: list[str], info: ValidationInfo) -> list[str]:
+        """Only codes the chosen detector can produce: any other would keep nothing."""
         from stages.text.language import check_languages
 
-        return list(check_languages(languages))
+        backend = info.data.get("language_backend", "py3langid")
+        model = info.data.get("language_model")
+        if backend == "fasttext" and not model:
+            raise ValueError("language_backend 'fasttext' needs language_model (a local file)")
+        return list(check_languages(languages, backend=backend, model=model))
 
 
 def build_stages(params: TextParams) -> list[Stage]:
@@ -78,7 +91,8 @@ def build_stages(params: TextParams) -> list[Stage]:
     if params.languages:
         from stages.text.language import LanguageFilter
 
-        stages.append(LanguageFilter(languages=list(params.languages)))
+        backend = {"backend": params.language_backend, "model": params.language_model}
+        stages.append(LanguageFilter(languages=list(params.languages), **backend))
     return stages
 
 

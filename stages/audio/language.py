@@ -48,8 +48,10 @@ class TranscriptLanguageStage(Filter):
         keep_score: bool = False,
         score_only: bool = False,
     ):
-        self.languages = None if languages is None else check_languages(languages)
-        candidates = check_languages(candidates)
+        # Transcripts are short: lingua's high-accuracy mode, and its language codes.
+        codes = lambda names: check_languages(names, backend="lingua")  # noqa: E731
+        self.languages = None if languages is None else codes(languages)
+        candidates = codes(candidates)
         extra = tuple(c for c in self.languages or () if c not in candidates)
         self.identifier = LanguageIdentifier(
             languages=candidates + extra,
