@@ -14,13 +14,10 @@ NeMo's default threshold, 0.5, removes nothing on that scale; ours is 5.0 (LAION
 from __future__ import annotations
 
 import os
-from typing import ClassVar
 
 import numpy as np
-import pyarrow as pa
 
-from stages.base import Filter, Resources
-from stages.image.clip import EMBEDDING, check_layout, head_state_dict, score_embeddings
+from stages.image.clip import EMBEDDING, EmbeddingHeadFilter, check_layout
 
 NEMO_AESTHETIC_THRESHOLD = 0.5
 AESTHETIC_THRESHOLD = 5.0
@@ -60,7 +57,7 @@ def aesthetic_head(state: dict, path: str = "aesthetic model"):
     return head.eval()
 
 
-class ImageAestheticFilterStage(Filter):
+class ImageAestheticFilterStage(EmbeddingHeadFilter):
     """Keeps images whose aesthetic score (`aesthetic_score`, the LAION
     improved-aesthetic-predictor's rating, about 1 to 10) is at least `score_threshold`.
 
@@ -74,7 +71,8 @@ class ImageAestheticFilterStage(Filter):
     768 for ViT-L/14). A row without an embedding gets a NaN score and is not kept.
     """
 
-    resources: ClassVar[Resources] = Resources(cpus=1.0)
+    what = "aesthetic model"
+    nemo_path = NEMO_AESTHETIC_PATH
 
     def __init__(
         self,
@@ -83,40 +81,17 @@ class ImageAestheticFilterStage(Filter):
         model_inference_batch_size: int = 256,
         embedding_column: str = EMBEDDING,
     ):
-        if model_inference_batch_size < 1:
-            raise ValueError(
-                f"model_inference_batch_size must be at least 1, got {model_inference_batch_size}"
-            )
-        self.model_dir = model_dir
-        self.score_threshold = score_threshold
-        self.model_inference_batch_size = model_inference_batch_size
-        self.embedding_column = embedding_column
-        self._head = None
+        super().__init__(model_dir, score_threshold, model_inference_batch_size, embedding_column)
 
     @property
     def score_column(self) -> str:
         return AESTHETIC_SCORE
 
-    def setup(self) -> None:
-        if self._head is not None:
-            return
-        import torch
+    def build_head(self, state: dict, path: str):
+        return aesthetic_head(state, path)
 
-        self._path, state = head_state_dict(self.model_dir, "aesthetic model", NEMO_AESTHETIC_PATH)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._head = aesthetic_head(state, self._path).to(self.device)
-
-    def score(self, batch: pa.Table) -> np.ndarray:
-        self.setup()
-        return score_embeddings(
-            self._head.layers,
-            batch,
-            self.embedding_column,
-            self._head.in_dim,
-            self._path,
-            self.model_inference_batch_size,
-            self.device,
-        )
+    def head_layers(self):
+        return self._head.layers
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
         return scores >= self.score_threshold  # NaN (no embedding) compares False

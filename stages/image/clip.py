@@ -435,3 +435,61 @@ def check_dim(vectors: np.ndarray, dim: int, path: str, column: str) -> None:
             f"{path} takes {dim}-d embeddings; column {column!r} holds {vectors.shape[1]}-d "
             "ones (made by another CLIP model?)"
         )
+
+
+class EmbeddingHeadFilter(Filter):
+    """A filter that scores rows with a small head over their CLIP embeddings (the LAION
+    aesthetic predictor, the CLIP NSFW detector). Subclasses name the head (`what`), where
+    NeMo Curator's model folder keeps it (`nemo_path`), and build it (`build_head`); the
+    weights load on first use, on the GPU when there is one. A row without an embedding
+    scores NaN."""
+
+    resources: ClassVar[Resources] = Resources(cpus=1.0)
+    what: ClassVar[str] = "model"
+    nemo_path: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model_dir: str,
+        score_threshold: float,
+        model_inference_batch_size: int = 256,
+        embedding_column: str = EMBEDDING,
+    ):
+        if model_inference_batch_size < 1:
+            raise ValueError(
+                f"model_inference_batch_size must be at least 1, got {model_inference_batch_size}"
+            )
+        self.model_dir = model_dir
+        self.score_threshold = score_threshold
+        self.model_inference_batch_size = model_inference_batch_size
+        self.embedding_column = embedding_column
+        self._head = None
+
+    def build_head(self, state: dict, path: str):
+        """The head module for `state` (read from `path`), with an `in_dim` attribute."""
+        raise NotImplementedError
+
+    def head_layers(self):
+        """The module `score_embeddings` runs (the head itself by default)."""
+        return self._head
+
+    def setup(self) -> None:
+        if self._head is not None:
+            return
+        import torch
+
+        self._path, state = head_state_dict(self.model_dir, self.what, self.nemo_path)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._head = self.build_head(state, self._path).to(self.device)
+
+    def score(self, batch: pa.Table) -> np.ndarray:
+        self.setup()
+        return score_embeddings(
+            self.head_layers(),
+            batch,
+            self.embedding_column,
+            self._head.in_dim,
+            self._path,
+            self.model_inference_batch_size,
+            self.device,
+        )

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from stages.base import Filter, Resources
-from stages.image.clip import EMBEDDING, check_layout, head_state_dict, score_embeddings
+from stages.image.clip import EMBEDDING, EmbeddingHeadFilter, check_layout
 from stages.image.decode import load_rgb
 
 NSFW_SCORE = "nsfw_score"
@@ -109,7 +109,7 @@ class _NsfwFilter(Filter):
         return scores < self.score_threshold  # NaN (nothing to judge) compares False
 
 
-class ImageNSFWFilterStage(_NsfwFilter):
+class ImageNSFWFilterStage(_NsfwFilter, EmbeddingHeadFilter):
     """Keeps images whose CLIP NSFW score (`nsfw_score`, the probability LAION's
     clip-autokeras-binary-nsfw head gives the image being NSFW) is below `score_threshold`.
 
@@ -124,7 +124,8 @@ class ImageNSFWFilterStage(_NsfwFilter):
     cannot be checked does not pass.
     """
 
-    resources: ClassVar[Resources] = Resources(cpus=1.0)
+    what = "NSFW model"
+    nemo_path = NEMO_NSFW_PATH
 
     def __init__(
         self,
@@ -133,36 +134,10 @@ class ImageNSFWFilterStage(_NsfwFilter):
         model_inference_batch_size: int = 256,
         embedding_column: str = EMBEDDING,
     ):
-        if model_inference_batch_size < 1:
-            raise ValueError(
-                f"model_inference_batch_size must be at least 1, got {model_inference_batch_size}"
-            )
-        self.model_dir = model_dir
-        self.score_threshold = score_threshold
-        self.model_inference_batch_size = model_inference_batch_size
-        self.embedding_column = embedding_column
-        self._head = None
+        super().__init__(model_dir, score_threshold, model_inference_batch_size, embedding_column)
 
-    def setup(self) -> None:
-        if self._head is not None:
-            return
-        import torch
-
-        self._path, state = head_state_dict(self.model_dir, "NSFW model", NEMO_NSFW_PATH)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._head = nsfw_head(state, self._path).to(self.device)
-
-    def score(self, batch: pa.Table) -> np.ndarray:
-        self.setup()
-        return score_embeddings(
-            self._head,
-            batch,
-            self.embedding_column,
-            self._head.in_dim,
-            self._path,
-            self.model_inference_batch_size,
-            self.device,
-        )
+    def build_head(self, state: dict, path: str):
+        return nsfw_head(state, path)
 
 
 def nudenet_input(image) -> np.ndarray:
