@@ -1,0 +1,283 @@
+"""Benchmark: our default `curate text`, end to end, against NeMo Curator's own pipeline.
+
+Both sides read the same `.jsonl.gz` of documentation-like documents (the text_filters
+corpus, `benchmarks.corpus`) and write Parquet, in the same run:
+
+- ours: the real CLI, `.venv/bin/curate text --input X --output Y --json` in a subprocess
+  (its defaults: cleaning, NeMo's English heuristic recipe, language filter, exact dedup);
+- NeMo Curator: `benchmarks/peers/nemo_pipeline_side.py` in its venv (`.bench-venvs/nemo`):
+  `JsonlReader`, `Modify(UnicodeReformatter())`, a `ScoreFilter` per filter of the same
+  recipe, `ParquetWriter`, on its default executor (Xenna). Its exact dedup needs a GPU
+  (cuDF), so that side runs without one.
+
+Each side runs on 10 documents, a third of N and all N. A run's clock is the wall time of
+the whole process; its memory and CPU are those of the process tree (the Ray workers
+included), sampled from /proc every 0.2 s. Prints one JSON object and exits 0.
+
+    .venv/bin/python benchmarks/text_pipeline.py [--documents 30000] [--quick] [--no-nemo]
+
+See benchmarks/README.md for what each field means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CACHE = ROOT / ".bench-cache" / "text_pipeline"
+FILTERS_CACHE = ROOT / ".bench-cache" / "text_filters"
+CURATE = ROOT / ".venv" / "bin" / "curate"
+NEMO_PYTHON = ROOT / ".bench-venvs" / "nemo" / "bin" / "python"
+NEMO_SIDE = Path(__file__).resolve().parent / "peers" / "nemo_pipeline_side.py"
+SAMPLE_S = 0.2
+STARTUP_DOCUMENTS = 10
+NEMO_VENV_HELP = (
+    "NeMo Curator's venv is missing; create it with:\n"
+    "  python3 -m venv .bench-venvs/nemo && "
+    ".bench-venvs/nemo/bin/pip install -c .ci/constraints.txt nemo-curator ftfy"
+)
+
+
+# --- input --------------------------------------------------------------------------------
+
+
+def source_corpus(documents: int) -> tuple[Path, dict]:
+    """The text_filters corpus with at least `documents` rows: a cached one if there is one
+    (its rows are shuffled, so any prefix is a fair sample), else built at that size."""
+    cached = []
+    for meta_path in FILTERS_CACHE.glob("corpus-*.meta.json"):
+        meta = json.loads(meta_path.read_text())
+        path = meta_path.with_name(meta_path.name.replace(".meta.json", ".jsonl"))
+        if path.exists() and meta["documents"] >= documents:
+            cached.append((meta["documents"], path, meta))
+    if cached:
+        _, path, meta = min(cached, key=lambda c: c[0])
+        return path, meta
+    from benchmarks.text_filters import build_corpus
+
+    return build_corpus(documents)
+
+
+def write_prefix(corpus: Path, fingerprint: str, documents: int) -> tuple[Path, int]:
+    """The first `documents` rows of `corpus` as one .jsonl.gz (cached); and their text bytes."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"docs-{documents}-{fingerprint}.jsonl.gz"
+    meta_path = path.with_suffix(".bytes")
+    if path.exists() and meta_path.exists():
+        return path, int(meta_path.read_text())
+    text_bytes = 0
+    tmp = path.with_suffix(".tmp")
+    with open(corpus, encoding="utf-8") as src, gzip.open(tmp, "wt", encoding="utf-8") as out:
+        for n, line in enumerate(src):
+            if n >= documents:
+                break
+            text_bytes += len(json.loads(line)["text"].encode("utf-8"))
+            out.write(line)
+    tmp.replace(path)
+    meta_path.write_text(str(text_bytes))
+    return path, text_bytes
+
+
+# --- measuring a process tree -------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _proc_table() -> dict[int, tuple[int, float, int]]:
+    """pid -> (parent pid, CPU seconds (user + system), resident bytes) of every process."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry.name}/statm") as f:
+                resident = int(f.read().split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            continue  # exited between listing and reading
+        fields = stat[stat.rfind(")") + 2 :].split()  # the name may hold spaces
+        cpu = (int(fields[11]) + int(fields[12])) / _TICK
+        table[int(entry.name)] = (int(fields[1]), cpu, resident)
+    return table
+
+
+def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict:
+    """Run `cmd`; its wall seconds, and over its process tree sampled every SAMPLE_S: peak
+    resident memory (summed over the live processes) and CPU seconds (each process's last
+    sample, so processes that live under SAMPLE_S are missed)."""
+    t0 = time.perf_counter()
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+        tree: set[int] = {proc.pid}
+        cpu_seen: dict[int, float] = {}
+        peak_rss = 0
+        while True:
+            table = _proc_table()
+            grew = True
+            while grew:  # descendants of any process seen in the tree so far
+                new = {pid for pid, (ppid, _, _) in table.items() if ppid in tree} - tree
+                tree |= new
+                grew = bool(new)
+            live = [pid for pid in tree if pid in table]
+            peak_rss = max(peak_rss, sum(table[pid][2] for pid in live))
+            for pid in live:
+                cpu_seen[pid] = table[pid][1]
+            if proc.poll() is not None:
+                break
+            time.sleep(SAMPLE_S)
+        stdout = proc.stdout.read()
+        proc.wait()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-5:]
+        raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: " + " | ".join(tail))
+    cpu = sum(cpu_seen.values())
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 2),
+        "cpu_utilisation": round(cpu / wall, 3),
+        "peak_rss_mb": round(peak_rss / 2**20, 1),
+        "processes": len(tree),
+        "stdout": stdout.decode(),
+    }
+
+
+# --- the two sides ------------------------------------------------------------------------
+
+
+def _clean_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)  # each side starts its own local Ray cluster
+    return env
+
+
+def run_ours(path: Path, out: Path) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(CURATE), "text", "--input", str(path), "--output", str(out), "--json"]
+    result = run_measured(cmd, _clean_env(), out.with_suffix(".log"))
+    summary = json.loads(result.pop("stdout"))
+    report = summary["report"]
+    result["documents_out"] = report["rows_written"]
+    result["reported_seconds"] = report["seconds"]
+    result["stage_seconds"] = {s["stage"]: s["seconds"] for s in report["stages"]}
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def run_nemo(path: Path, out: Path, recipe: Path) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(NEMO_PYTHON), str(NEMO_SIDE), "--input", str(path), "--recipe", str(recipe)]
+    cmd += ["--output", str(out)]
+    # "local": a new cluster of its own even when another Ray runs on the machine
+    env = _clean_env() | {"RAY_ADDRESS": "local"}
+    result = run_measured(cmd, env, out.with_suffix(".log"))
+    side = json.loads(result.pop("stdout").strip().splitlines()[-1])
+    result.update(side)
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+# --- derived figures ----------------------------------------------------------------------
+
+
+def derive(runs: dict[int, dict], sizes: dict[int, int]) -> dict:
+    """Marginal docs/s between the third and the whole, the start-up it implies, MB/s."""
+    small, third, full = sorted(runs)
+    extra_docs = full - third
+    extra_s = runs[full]["wall_s"] - runs[third]["wall_s"]
+    marginal = extra_docs / extra_s if extra_s > 0 else None
+    marginal_mb = (sizes[full] - sizes[third]) / 1e6 / extra_s if extra_s > 0 else None
+    return {
+        "total_wall_s": runs[full]["wall_s"],
+        "docs_per_s": round(full / runs[full]["wall_s"], 1),
+        "mb_per_s": round(sizes[full] / 1e6 / runs[full]["wall_s"], 3),
+        "marginal_docs_per_s": round(marginal, 1) if marginal else None,
+        "marginal_mb_per_s": round(marginal_mb, 3) if marginal_mb else None,
+        "startup_s_extrapolated": (
+            round(runs[third]["wall_s"] - third / marginal, 2) if marginal else None
+        ),
+        "startup_s_measured": runs[small]["wall_s"],
+        "peak_rss_mb": runs[full]["peak_rss_mb"],
+        "cpu_s": runs[full]["cpu_s"],
+        "cpu_utilisation": runs[full]["cpu_utilisation"],
+        "documents_out": runs[full]["documents_out"],
+        "runs": {str(n): run for n, run in runs.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--documents", type=int, default=30_000)
+    parser.add_argument("--quick", action="store_true", help="6000 documents")
+    parser.add_argument("--no-nemo", action="store_true", help="report our side only")
+    args = parser.parse_args(argv)
+    n = 6000 if args.quick else args.documents
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    corpus, meta = source_corpus(n)
+    counts = [STARTUP_DOCUMENTS, n // 3, n]
+    inputs = {k: write_prefix(corpus, meta["fingerprint"], k) for k in counts}
+    sizes = {k: b for k, (_, b) in inputs.items()}
+    from stages.text.recipes import ENGLISH_HEURISTICS
+
+    recipe = CACHE / "recipe-english.json"
+    recipe.write_text(json.dumps([[cls, kw] for cls, kw in ENGLISH_HEURISTICS]))
+    nemo = not args.no_nemo and NEMO_PYTHON.exists()
+    if not args.no_nemo and not nemo:
+        print(NEMO_VENV_HELP, file=sys.stderr)
+
+    ours_runs: dict[int, dict] = {}
+    nemo_runs: dict[int, dict] = {}
+    for k in counts:  # the sides alternate, so a slow spell of the machine hits both
+        path = inputs[k][0]
+        print(f"ours: {k} documents", file=sys.stderr)
+        ours_runs[k] = run_ours(path, CACHE / f"out-ours-{k}")
+        if nemo:
+            print(f"nemo: {k} documents", file=sys.stderr)
+            nemo_runs[k] = run_nemo(path, CACHE / f"out-nemo-{k}", recipe)
+
+    report: dict = {
+        "date": date,
+        "documents": n,
+        "text_bytes": sizes[n],
+        "input_bytes": inputs[n][0].stat().st_size,
+        "sizes": {str(k): {"documents": k, "text_bytes": sizes[k]} for k in counts},
+        "corpus": {k: meta.get(k) for k in ("real_sections", "recombined", "junk")},
+        "cpus": os.cpu_count(),
+        "ours": derive(ours_runs, sizes) | {"stage_seconds": ours_runs[n]["stage_seconds"]},
+        "nemo": derive(nemo_runs, sizes) if nemo else None,
+        "ratios": None,
+    }
+    if nemo:
+        ours, peer = report["ours"], report["nemo"]
+        report["nemo"]["engine"] = nemo_runs[n]["engine"]
+        report["nemo"]["execution_mode"] = nemo_runs[n]["execution_mode"]
+        report["ratios"] = {
+            "marginal_docs_per_s_ours_vs_nemo": (
+                round(ours["marginal_docs_per_s"] / peer["marginal_docs_per_s"], 2)
+                if ours["marginal_docs_per_s"] and peer["marginal_docs_per_s"]
+                else None
+            ),
+            "total_wall_nemo_vs_ours": round(peer["total_wall_s"] / ours["total_wall_s"], 2),
+            "peak_rss_ours_vs_nemo": round(ours["peak_rss_mb"] / peer["peak_rss_mb"], 2),
+        }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
