@@ -89,7 +89,8 @@ def build_stages(params: AudioParams) -> list[Stage]:
 
     p, options = params, storage_options()
     stages: list[Stage] = [AudioDecoder(target_sample_rate=p.sample_rate, storage_options=options)]
-    if input_format(p) == "files":  # a folder of audio files: `.txt` transcripts beside
+    reading = _reading(p)  # listed once: (format, Parquet rows)
+    if reading[0] == "files":  # a folder of audio files: `.txt` transcripts beside
         stages.append(TranscriptsBeside(storage_options=options))
     if p.vad:
         from stages.audio.vad import VADSegmentationStage
@@ -110,11 +111,11 @@ def build_stages(params: AudioParams) -> list[Stage]:
         filters.append(checks.BandwidthFilter(min_bandwidth_hz=p.min_bandwidth_hz))
     stages.append(FilterChain(p.scored(filters)))
     if p.asr_model:
-        stages += _asr_stages(p)
+        stages += _asr_stages(p, reading)
     return stages + [AudioEncoder(format="flac", sample_rate=p.sample_rate)]
 
 
-def _asr_stages(p: AudioParams) -> list[Stage]:
+def _asr_stages(p: AudioParams, reading: tuple[str | None, bool]) -> list[Stage]:
     from stages.audio.asr import InferenceAsrWhisperStage
     from stages.audio.hallucination import WhisperHallucinationStage
     from stages.audio.language import TranscriptLanguageStage
@@ -122,7 +123,7 @@ def _asr_stages(p: AudioParams) -> list[Stage]:
     from stages.audio.wer import GetPairwiseWerStage
 
     language = p.language
-    fmt, parquet = _reading(p)
+    fmt, parquet = reading
     reference = "txt" if fmt is None and not parquet else "text"  # a tar's `.txt` member
     stages: list[Stage] = [
         InferenceAsrWhisperStage(p.asr_model, language=language, gpus=p.gpus),

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stages.base import Resources, Validator
+from stages.io.formats.media import declared_duration
 from stages.io.quarantine import Record, RowPlaces, quarantine_table
 
 BYTES_COLUMNS = ("audio", "flac", "wav", "mp3", "ogg", "opus", "m4a")
@@ -207,7 +208,7 @@ def _pyav(handle, head: bytes, max_seconds: float | None) -> DecodedAudio:
         stream = container.streams.audio[0]
         context = stream.codec_context
         name = _format_name(container, head, context.codec.canonical_name)
-        declared = _declared(container, stream)
+        declared = declared_duration(container, stream)
         trusted = declared is not None and _trusted(container, handle, head)
         if declared is not None:
             _check_length(declared, max_seconds, name)
@@ -263,14 +264,6 @@ def _frame_samples(frame) -> np.ndarray:
     else:
         array = array.astype(np.float32, copy=False)
     return np.ascontiguousarray(array.T)
-
-
-def _declared(container, stream) -> float | None:
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        return container.duration / 1_000_000
-    return None
 
 
 def _trusted(container, handle, head: bytes) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from stages.base import Resources, Validator
+from stages.io.formats.media import declared_duration
 from stages.io.quarantine import Record, RowPlaces, quarantine_table
 from stages.video.frames import URI_COLUMN, VideoError, codec_name, open_video, video_stream
 
@@ -112,7 +113,7 @@ class VideoProbe(Validator):
             stream = video_stream(container)
             codec = codec_name(stream)
             base = float(stream.time_base or 0)
-            declared = _declared(container, stream)
+            declared = declared_duration(container, stream)
             first = last_end = None
             count = 0
             try:
@@ -167,11 +168,3 @@ class VideoProbe(Validator):
                 raise VideoError(f"cannot decode its {codec} video: {err}") from err
             if not decoded:
                 raise VideoError(f"no decodable frame in its {codec} video")
-
-
-def _declared(container, stream) -> float | None:
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        return container.duration / 1_000_000
-    return None

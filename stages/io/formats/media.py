@@ -55,3 +55,13 @@ def looks_like(extension: str, head: bytes) -> bool:
     if ext in ("webm", "mkv"):
         return head[:4] == b"\x1a\x45\xdf\xa3"
     return True
+
+
+def declared_duration(container, stream) -> float | None:
+    """Seconds a PyAV `container` claims for `stream` (its header's word, which the media
+    stages check against the packets or samples they find), None when it claims none."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000
+    return None
