@@ -381,6 +381,8 @@ def _flow_and_params(args: argparse.Namespace):
 
         if not SAMPLE.exists():
             raise FileNotFoundError(f"bundled sample missing: {SAMPLE}")
+        # The demo shows the production path, local Ray included, even on one shard.
+        os.environ.setdefault("CURATE_EXECUTOR", "ray")
         given = {"input": str(SAMPLE), "output": "demo-output"}
         return curate_text, model_params(TEXT.params, args, **given)
     spec, module = registered()[args.command]
@@ -428,5 +430,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+FLOW_COMMANDS = ("demo", "text", "dedup", "image", "video", "audio")
+"""The subcommands that run a flow (the built-in flows' keys, and `demo`)."""
+
+
+def run() -> None:
+    """The `curate` command: for a flow run, Prefect's embedded API starts first, so that
+    it comes up while the flow's modules load."""
+    argv = sys.argv[1:]
+    if argv and argv[0] in FLOW_COMMANDS and not {"-h", "--help"} & set(argv):
+        from flows.runtime.signals import start_prefect_api_early
+
+        _quiet_environment(bool({"-v", "--verbose"} & set(argv)))  # the server's too
+
+        start_prefect_api_early()
+    sys.exit(main(argv))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

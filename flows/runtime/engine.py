@@ -140,6 +140,26 @@ def _quiet_ray_errors() -> None:
     worker.print_to_stdstream = to_log
 
 
+def uses_ray(shards: int) -> bool:
+    """Whether a pass over `shards` shards runs on Ray. A pass of one shard has nothing to
+    spread, so it runs in the driver and a short run never starts Ray (about 8 s of
+    fixed cost on 2 cores: the cluster's start, Ray Data's and the workers' start-up, and
+    its shutdown); once Ray is up, or on a cluster (`RAY_ADDRESS`), every pass uses it.
+    `CURATE_EXECUTOR=ray` always uses Ray, `local` never on a local machine."""
+    mode = os.environ.get("CURATE_EXECUTOR", "auto")
+    if mode not in ("auto", "ray", "local"):
+        raise ValueError(f"CURATE_EXECUTOR={mode!r}: expected auto, ray or local")
+    if mode == "ray" or os.environ.get("RAY_ADDRESS") or ray_running():
+        return True
+    return mode == "auto" and shards > 1
+
+
+def ray_running() -> bool:
+    """Ray is initialised in this process (checked without importing Ray)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
 def shutdown_ray() -> None:
     import ray
 
@@ -569,10 +589,8 @@ class _ShardOp:
         }
 
     def _process(self, row: dict) -> dict:
-        import ray
-
         self._setup()
-        node = ray.get_runtime_context().get_node_id()
+        node = _node_id()
         item = self.item_from_dict(json.loads(row["item"]))
         metrics = json.loads(row["metrics"]) if row.get("metrics") else []
         if self.reader is not None:
@@ -614,6 +632,18 @@ class _ShardOp:
         )
 
 
+def _node_id() -> str:
+    """The Ray node this runs on; `LOCAL_NODE` in a driver without Ray."""
+    if not ray_running():
+        return LOCAL_NODE
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+LOCAL_NODE = "local"
+
+
 def _actor_class(args: tuple) -> type:
     """An actor-pool flavour of `_ShardOp` with its stages bound in the class, so that
     `setup()` of every stage runs once, when the actor starts."""
@@ -649,8 +679,12 @@ def run_pipeline(
     max_workers: int | None = None,
 ) -> Iterator[dict]:
     """Run `read -> stages -> sink` over every item (shard); yield each sink result as its
-    shard completes (in completion order)."""
+    shard completes (in completion order). On Ray when `uses_ray(len(items))`, else in
+    this process, the stages' `setup()` once, item after item."""
     if not items:
+        return
+    if not uses_ray(len(items)):
+        yield from _run_here(items, reader, stages, sink, item_to_dict, item_from_dict)
         return
     import ray
     import ray.data
@@ -711,6 +745,17 @@ def run_pipeline(
         else:
             ds = ds.map(_ShardOp(*args), **ray_args)
     for row in ds.iter_rows():
+        if row.get("error"):
+            raise _user_error(json.loads(row["error"]))
+        yield json.loads(row["result"])
+
+
+def _run_here(items, reader, stages, sink, item_to_dict, item_from_dict) -> Iterator[dict]:
+    """The pipeline in this process: the same operator a Ray worker runs, reading, every
+    stage and writing fused; a bad input or parameter raises as it would from Ray."""
+    op = _ShardOp(stages, reader, sink, item_from_dict)
+    for item in items:
+        row = op({"item": json.dumps(item_to_dict(item)), "metrics": ""})
         if row.get("error"):
             raise _user_error(json.loads(row["error"]))
         yield json.loads(row["result"])

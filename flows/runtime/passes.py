@@ -18,6 +18,7 @@ from flows.runtime.engine import (
     init_ray,
     run_pipeline,
     shutdown_ray,
+    uses_ray,
 )
 from stages.base import Stage
 from stages.io.commit import VersionWriter
@@ -130,7 +131,7 @@ def run_phase(
     results = None
     try:
         signals.raise_if_stopped(phase, committed, committed + total)
-        if total:
+        if total and uses_ray(total):
             init_ray()  # outside the wait below: a stop never lands in the middle of ray.init
         results = run_pipeline(
             shards,

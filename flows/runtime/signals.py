@@ -195,8 +195,8 @@ def stop_on_signals() -> Iterator[None]:
     _active, _stop, _last_stop = True, None, None
     rearm()
     try:
-        _start_prefect_api()
-        yield
+        with _prefect_api():
+            yield
     except BaseException as exc:
         if _stop is None:
             raise
@@ -247,6 +247,88 @@ _PR_SET_PDEATHSIG = 1
 
 def _no_info(record: logging.LogRecord) -> bool:
     return record.levelno > logging.INFO
+
+
+_early_api: tuple[subprocess.Popen, str] | None = None  # `start_prefect_api_early`'s
+
+
+def start_prefect_api_early() -> None:
+    """The `curate` command's first step: start Prefect's embedded API, the server Prefect
+    starts itself (`uvicorn prefect.server.api.server:create_app`, UI off), before the
+    flow's modules are imported, so that its start-up (about 4 s of one core) overlaps
+    theirs; `stop_on_signals` then runs the flow with PREFECT_API_URL pointing at it.
+    Nothing starts when Prefect's settings name an API or rule the embedded one out."""
+    global _early_api, _api_process
+    import atexit
+    import importlib.util
+    import socket
+    from pathlib import Path
+
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app_dir = Path(importlib.util.find_spec("prefect").origin).parent.parent
+    env = {
+        **os.environ,
+        **settings.to_environment_variables(exclude_unset=True),
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory"]
+    command += ["prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    process = _NewSessionSubprocess.Popen(command, env=env)
+    # Normal atexit handlers run after Prefect's workers sent their last logs and events
+    # (they drain when threading shuts down).
+    atexit.register(_stop_api, process)
+    _early_api = (process, f"http://127.0.0.1:{port}/api")
+    _api_process = process
+
+
+def _stop_api(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def _prefect_api() -> Iterator[None]:
+    """Around the flow: the API `start_prefect_api_early` started, once it answers, as the
+    run's PREFECT_API_URL; else Prefect's embedded API started here (when it will be used)."""
+    if _early_api is None:
+        _start_prefect_api()
+        yield
+        return
+    import time
+    import urllib.request
+
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    process, url = _early_api
+    deadline = time.monotonic() + get_current_settings().server.ephemeral.startup_timeout_seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"Prefect's embedded API exited with code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Prefect's embedded API did not answer at {url} in time")
+        time.sleep(0.05)
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
 
 
 def _start_prefect_api() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -190,13 +190,14 @@ class Dedup:
         """The global step. `sidecars`: {"docs"|"keys": {shard key: URI}}; `rows_in`: rows
         that reached the step. Returns the removed rows (`_order`, `id`, `cluster`,
         `duplicate_of`[, `similarity`]) sorted by `_order`, and the step's metrics."""
-        from flows.runtime.engine import init_ray
+        from flows.runtime.engine import init_ray, uses_ray
 
         options = storage_options()
         keys = list(sidecars["keys"].values())
         docs = sidecars["docs"]
         start = time.perf_counter()
-        init_ray()
+        if uses_ray(len(keys)):  # else its tasks run here, as the one-shard pass did
+            init_ray()
         details: dict = {}
         if self.method == "exact":
             removed = _exact(self, keys, options)
@@ -309,9 +310,51 @@ def _without(uri: str, orders: pa.Array, options) -> str:
     return out
 
 
+def remote(fn: Callable) -> Any:
+    """A task of the step: a Ray remote function (1 CPU) when the run uses Ray, else a
+    stand-in whose `.remote()` runs it here at once (`gather` takes either result)."""
+    from flows.runtime.engine import ray_running
+
+    if ray_running():
+        import ray
+
+        return ray.remote(num_cpus=1)(fn)
+    return _Here(fn)
+
+
+class _Here:
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def remote(self, *args) -> _Done:
+        return _Done(self.fn(*args))
+
+
+class _Done(NamedTuple):
+    """The result of a task run here."""
+
+    value: Any
+
+
+def put(value):
+    """`ray.put` when the run uses Ray; the value itself otherwise."""
+    from flows.runtime.engine import ray_running
+
+    if ray_running():
+        import ray
+
+        return ray.put(value)
+    return value
+
+
 def gather(refs):
-    """`ray.get`, where a Ctrl-C or SIGTERM of the CLI stops the step at once: the step
-    writes nothing until it is done, so a re-run finds the duplicates again."""
+    """`ray.get` (results of tasks run here are taken as they are), where a Ctrl-C or
+    SIGTERM of the CLI stops the step at once: the step writes nothing until it is done,
+    so a re-run finds the duplicates again."""
+    if isinstance(refs, _Done):
+        return refs.value
+    if isinstance(refs, list) and all(isinstance(r, _Done) for r in refs):
+        return [r.value for r in refs]
     import ray
 
     with signals.waiting_for_shards():
@@ -390,9 +433,8 @@ def _rows(uri: str, options) -> int:
 
 
 def _exact(step: Dedup, keys: list[str], options) -> pa.Table:
-    import ray
 
-    @ray.remote(num_cpus=1)
+    @remote
     def exact_partition(p: int) -> pa.Table | None:
         from stages.dedup.keep import choose_survivors
 
@@ -419,11 +461,10 @@ def _exact(step: Dedup, keys: list[str], options) -> pa.Table:
 
 
 def _fuzzy(step: Dedup, keys, docs, texts_of: TextsOf, options, details: dict) -> pa.Table:
-    import ray
 
     verify, clustering = step.verify, step.clustering
 
-    @ray.remote(num_cpus=1)
+    @remote
     def partition_edges(p: int):
         """Candidate edges of one partition of LSH buckets, reduced to their connected
         components (node -> smallest node), which is all the global merge needs."""
@@ -445,7 +486,7 @@ def _fuzzy(step: Dedup, keys, docs, texts_of: TextsOf, options, details: dict) -
 
     priority_of = _priorities(step, docs, options)
 
-    @ray.remote(num_cpus=1)
+    @remote
     def merge(parts) -> pa.Table:
         """Verified edges -> clusters -> the rows to remove: one task, so that the driver
         never holds the edges."""
@@ -542,11 +583,10 @@ def ids_of(docs: dict[str, str], *orders, options) -> list[pa.ChunkedArray]:
 def _phash(step: Dedup, keys, docs, options, details: dict) -> pa.Table:
     """Per partition, the pairs within the threshold among images sharing a band; one task
     clusters them (centers or components) and picks the survivors."""
-    import ray
 
     threshold, clustering = step.hamming_threshold, step.clustering
 
-    @ray.remote(num_cpus=1)
+    @remote
     def partition_edges(p: int):
         from stages.dedup.phash import phash_edges
 
@@ -559,7 +599,7 @@ def _phash(step: Dedup, keys, docs, options, details: dict) -> pa.Table:
 
     priority_of = _priorities(step, docs, options)
 
-    @ray.remote(num_cpus=1)
+    @remote
     def merge(parts) -> pa.Table:
         from stages.dedup.components import center_clusters, connected_components
         from stages.dedup.keep import choose_survivors
@@ -610,14 +650,13 @@ def _semantic(step: Dedup, keys: list[str], docs, options) -> tuple[pa.Table, li
     shard's embeddings to clusters (one task per shard, written by partition of cluster),
     then per partition compare the items of each cluster. Returns the removed rows and
     the table of how many each eps would remove."""
-    import ray
 
     total = sum(_rows(uri, options) for uri in keys)
     n_clusters = step.n_clusters or max(1, min(1000, total // 1000))
     fraction = min(1.0, step.kmeans_sample / max(total, 1))
     clusters_dir = join(keys[0].rsplit("/", 1)[0], "clusters") if keys else ""
 
-    @ray.remote(num_cpus=1)
+    @remote
     def fit() -> np.ndarray:
         from stages.dedup.embed import embedding_matrix
         from stages.dedup.semantic import kmeans_fit
@@ -634,9 +673,9 @@ def _semantic(step: Dedup, keys: list[str], docs, options) -> tuple[pa.Table, li
 
     if not keys:
         return empty_removed(), []
-    centroids = ray.put(gather(fit.remote()))
+    centroids = put(gather(fit.remote()))
 
-    @ray.remote(num_cpus=1)
+    @remote
     def assign(uri: str, centroids: np.ndarray) -> str:
         from stages.dedup.embed import embedding_matrix
         from stages.dedup.semantic import assign_clusters
@@ -652,7 +691,7 @@ def _semantic(step: Dedup, keys: list[str], docs, options) -> tuple[pa.Table, li
 
     assigned = gather([assign.remote(uri, centroids) for uri in keys])
 
-    @ray.remote(num_cpus=1)
+    @remote
     def partition_items(p: int) -> pa.Table | None:
         from stages.dedup.embed import embedding_matrix
         from stages.dedup.semantic import semantic_duplicates

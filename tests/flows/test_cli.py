@@ -51,3 +51,34 @@ def test_demo_writes_parquet_and_a_manifest_and_says_where(tmp_path):
     leaked = [line for line in result.stderr.splitlines() if line.startswith("[20")]
     assert leaked == [], leaked
     assert "logging.cc" not in result.stderr and "core_worker" not in result.stderr
+
+
+def test_a_one_shard_run_goes_through_prefect_without_ray(tmp_path):
+    """The short run a user tries first: Prefect's embedded API starts before the flow's
+    modules load, and one shard runs in the driver, without Ray's start-up."""
+    import json
+
+    from tests.documents import english_documents
+
+    docs = tmp_path / "docs.jsonl"
+    texts = english_documents(20)
+    texts += texts[:3]
+    lines = [json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)]
+    docs.write_text("".join(lines))
+    result = _curate("text", "--input", str(docs), "--output", "out", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    report = summary["report"]
+    assert report["rows_read"] == 23 and report["unaccounted"] == 0
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert stages["ExactDedup"]["removed"] == 3
+    assert {node for s in report["stages"] for node in s["nodes"]} == {"local"}
+    manifest = read_manifest(str(tmp_path / "out"))
+    assert manifest["flow_run_id"]  # the run is Prefect's, on the API started first
+
+
+def test_the_early_api_start_knows_every_flow_command():
+    from flows.cli import FLOW_COMMANDS
+    from flows.runtime.builder import registered
+
+    assert set(FLOW_COMMANDS) == {"demo", *registered()}

@@ -369,3 +369,59 @@ def test_a_validator_in_a_pipeline_puts_its_records_in_the_shard_quarantine(ray_
         ("s1", 1, 2),
         ("s2", 2, 0),
     ]
+
+
+_ONE_SHARD_HERE = """
+import sys
+from tests.flows.runtime.test_engine import LongOnly, Shout, _read, _sink
+from flows.runtime.engine import run_pipeline, uses_ray
+
+assert not uses_ray(1) and uses_ray(2)
+results = list(run_pipeline([8], _read, [Shout(), LongOnly()], _sink,
+                            item_to_dict=lambda n: {"n": n}, item_from_dict=lambda d: d["n"]))
+assert "ray" not in sys.modules, "a one-shard pass imported Ray"
+print(results[0]["texts"], sorted({m["node"] for m in results[0]["metrics"]}))
+"""
+
+
+def test_a_one_shard_pass_runs_in_the_driver_without_starting_ray():
+    """Nothing to spread: the stages run here, as a worker would run them, and Ray (its
+    start-up, about 8 s of a short run on 2 cores) is never imported."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "CURATE_EXECUTOR")}
+    env["PYTHONPATH"] = str(root)
+    done = subprocess.run(
+        [sys.executable, "-c", _ONE_SHARD_HERE],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['TINY', 'A LONGER TEXT'] ['local']"
+
+
+def test_the_executor_follows_curate_executor_and_ray_address(monkeypatch):
+    from flows.runtime import engine
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(engine, "ray_running", lambda: False)
+    monkeypatch.setenv("CURATE_EXECUTOR", "ray")
+    assert engine.uses_ray(1)
+    monkeypatch.setenv("CURATE_EXECUTOR", "local")
+    assert not engine.uses_ray(5)
+    monkeypatch.setenv("CURATE_EXECUTOR", "auto")
+    assert not engine.uses_ray(1) and engine.uses_ray(2)
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")  # a cluster: always on it
+    assert engine.uses_ray(1)
+    monkeypatch.setenv("CURATE_EXECUTOR", "threads")
+    try:
+        engine.uses_ray(1)
+    except ValueError as exc:
+        assert "CURATE_EXECUTOR='threads'" in str(exc)
+    else:
+        raise AssertionError("an unknown executor was accepted")
