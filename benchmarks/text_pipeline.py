@@ -97,7 +97,8 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _proc_table() -> dict[int, tuple[int, float, int]]:
-    """pid -> (parent pid, CPU seconds (user + system), resident bytes) of every process."""
+    """pid -> (parent pid, CPU seconds (user + system), resident bytes) of every process;
+    the pids of Ray workers (process names `ray::...`) go to `_RAY_WORKERS`."""
     table = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -112,7 +113,12 @@ def _proc_table() -> dict[int, tuple[int, float, int]]:
         fields = stat[stat.rfind(")") + 2 :].split()  # the name may hold spaces
         cpu = (int(fields[11]) + int(fields[12])) / _TICK
         table[int(entry.name)] = (int(fields[1]), cpu, resident)
+        if stat[stat.find("(") + 1 :].startswith("ray::"):
+            _RAY_WORKERS.add(int(entry.name))
     return table
+
+
+_RAY_WORKERS: set[int] = set()
 
 
 def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict:
@@ -124,6 +130,7 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
         tree: set[int] = {proc.pid}
         cpu_seen: dict[int, float] = {}
+        busy: list[float] = []  # cores the Ray workers used in each sample interval
         peak_rss = 0
         while True:
             table = _proc_table()
@@ -134,6 +141,8 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict:
                 grew = bool(new)
             live = [pid for pid in tree if pid in table]
             peak_rss = max(peak_rss, sum(table[pid][2] for pid in live))
+            ray = [p for p in live if p in _RAY_WORKERS]
+            busy.append(sum(table[p][1] - cpu_seen.get(p, table[p][1]) for p in ray) / SAMPLE_S)
             for pid in live:
                 cpu_seen[pid] = table[pid][1]
             if proc.poll() is not None:
@@ -152,7 +161,21 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict:
         "cpu_utilisation": round(cpu / wall, 3),
         "peak_rss_mb": round(peak_rss / 2**20, 1),
         "processes": len(tree),
+        "workers": _worker_load(busy),
         "stdout": stdout.decode(),
+    }
+
+
+def _worker_load(busy: list[float]) -> dict:
+    """How busy the Ray workers were while they worked (samples where they used at least
+    a fifth of a core): mean cores used, and the share of samples with 1.5 cores or more."""
+    active = [b for b in busy if b >= 0.2]
+    if not active:
+        return {"active_s": 0.0, "mean_cores": 0.0, "share_two_cores_busy": 0.0}
+    return {
+        "active_s": round(len(active) * SAMPLE_S, 1),
+        "mean_cores": round(sum(active) / len(active), 2),
+        "share_two_cores_busy": round(sum(b >= 1.5 for b in active) / len(active), 2),
     }
 
 
@@ -219,12 +242,75 @@ def derive(runs: dict[int, dict], sizes: dict[int, int]) -> dict:
     }
 
 
+# --- one large file against the same documents in 8 files ----------------------------------
+
+
+def single_file_check(corpus: Path, target_mb: float) -> dict:
+    """A .jsonl.gz of about `target_mb` (the corpus repeated, each copy's ids made unique)
+    read by `curate text` as one file, and the same lines split into 8 files: wall time,
+    the Ray workers' load, and whether the two outputs hold the same rows."""
+    import pyarrow.dataset as pads
+
+    big = CACHE / f"single-{int(target_mb)}mb.jsonl.gz"
+    parts_dir = CACHE / f"single-{int(target_mb)}mb-parts"
+    if not big.exists() or not parts_dir.exists():
+        lines = corpus.read_bytes().splitlines(keepends=True)
+        copies = []
+        copy, size = 0, 0
+        while size < target_mb * 1e6:
+            chunk = b"".join(
+                line.replace(b'{"id": "', f'{{"id": "c{copy}-'.encode(), 1) for line in lines
+            )
+            copies.append(chunk)
+            size += len(gzip.compress(chunk[: 1 << 22], 6)) * len(chunk) / min(len(chunk), 1 << 22)
+            copy += 1
+        data = b"".join(copies)
+        big.write_bytes(gzip.compress(data, 6))
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        parts_dir.mkdir()
+        rows = data.splitlines(keepends=True)
+        for k in range(8):
+            part = b"".join(rows[k * len(rows) // 8 : (k + 1) * len(rows) // 8])
+            (parts_dir / f"part-{k}.jsonl.gz").write_bytes(gzip.compress(part, 6))
+    runs = {}
+    for name, source in (("one_file", big), ("eight_files", parts_dir)):
+        out = CACHE / f"out-single-{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [str(CURATE), "text", "--input", str(source), "--output", str(out), "--json"]
+        result = run_measured(cmd, _clean_env(), out.with_suffix(".log"))
+        summary = json.loads(result.pop("stdout"))
+        table = pads.dataset(summary["output"], format="parquet").to_table(columns=["id", "text"])
+        result["documents_out"] = table.num_rows
+        result["shards"] = summary["report"]["shards_total"]
+        runs[name] = (result, table.sort_by("id"))
+        shutil.rmtree(out, ignore_errors=True)
+    one, eight = runs["one_file"][1], runs["eight_files"][1]
+    return {
+        "input_mb": round(big.stat().st_size / 1e6, 1),
+        "documents": sum(1 for _ in gzip.open(big)),
+        "one_file": runs["one_file"][0],
+        "eight_files": runs["eight_files"][0],
+        "outputs_equal": one.equals(eight),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=30_000)
     parser.add_argument("--quick", action="store_true", help="6000 documents")
     parser.add_argument("--no-nemo", action="store_true", help="report our side only")
+    parser.add_argument(
+        "--single-file-mb",
+        type=float,
+        default=0,
+        help="only the one-large-file check: a .jsonl.gz of about this many MB against the "
+        "same documents in 8 files (the acceptance uses 100)",
+    )
     args = parser.parse_args(argv)
+    if args.single_file_mb:
+        corpus, _ = source_corpus(100_000)
+        print(json.dumps(single_file_check(corpus, args.single_file_mb), indent=2))
+        return 0
     n = 6000 if args.quick else args.documents
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 

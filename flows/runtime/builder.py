@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.runtime import signals, storage
-from flows.runtime.engine import RunReport
+from flows.runtime.engine import RunReport, planned_workers
 from flows.runtime.params import UNVERSIONED, FlowParams
 from flows.runtime.passes import (
     DUPLICATES,
@@ -150,6 +150,7 @@ def plan_run(spec: FlowSpec, params: FlowParams) -> Plan:
         source,
         shard_size_mb=params.shard_size_mb,
         storage_options=options,
+        parallelism=planned_workers(),
         **_format_argument(spec.input_format(params)),
     )
     if spec.check is not None:
@@ -202,7 +203,7 @@ def _run_pending(phase, plan: Plan, writer: VersionWriter, read, stages, sink) -
     """Run `read -> stages -> sink` over the plan's shards that `writer` has not committed;
     the report counts the committed ones too."""
     report = RunReport(shards_total=len(plan.shards))
-    done = writer.done_shards()
+    done = _still_done(writer, plan.shards)
     for marker in done.values():
         report.add_shard(marker["stats"])
     pending = [s for s in plan.shards if s.key not in done]
@@ -215,6 +216,20 @@ def _run_pending(phase, plan: Plan, writer: VersionWriter, read, stages, sink) -
         raise
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _still_done(writer: VersionWriter, shards: list[Shard]) -> dict[str, dict]:
+    """The committed shards of `writer` that this plan has, with the same range. A file's
+    ranges depend on the number of workers (`plan_inputs`' parallelism): a run resumed
+    with another number re-runs the shards whose range changed (their files are
+    overwritten, and files no marker lists go at commit)."""
+    planned = {shard.key: [shard.start, shard.end] for shard in shards}
+    done = writer.done_shards()
+    for key, marker in list(done.items()):
+        if marker.get("stats", {}).get("range", [0, None]) != planned.get(key):
+            writer.forget_shard(key)
+            del done[key]
+    return done
 
 
 class DedupSink:

@@ -154,6 +154,15 @@ def uses_ray(shards: int) -> bool:
     return mode == "auto" and shards > 1
 
 
+def planned_workers() -> int:
+    """The workers a pass will have, to size the shards of few large files: the running
+    cluster's CPUs, else those a local cluster would get (`CURATE_RAY_NUM_CPUS`, else this
+    machine's)."""
+    if ray_running():
+        return _cluster_cpus()
+    return int(os.environ.get("CURATE_RAY_NUM_CPUS") or os.cpu_count() or 1)
+
+
 def ray_running() -> bool:
     """Ray is initialised in this process (checked without importing Ray)."""
     ray = sys.modules.get("ray")

@@ -95,6 +95,7 @@ def shard_result(shard, table, quarantine, metrics, files) -> dict:
         read["rows_in"] = good + quarantined - later
     return {
         "shard": shard.key,
+        "range": [shard.start, shard.end],
         "rows_read": good + quarantined - later,
         "rows_quarantined": quarantined,
         "quarantine_records": records,

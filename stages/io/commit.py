@@ -117,6 +117,13 @@ class VersionWriter:
             join(self.uri, SHARDS_DIR, f"{shard_key}.json"), _dumps(marker), self.storage_options
         )
 
+    def forget_shard(self, shard_key: str) -> None:
+        """Remove a shard's marker: the shard counts as not done (its files stay until a
+        re-run overwrites them or the commit removes what no marker lists)."""
+        fs, path = filesystem(join(self.uri, SHARDS_DIR, f"{shard_key}.json"), self.storage_options)
+        if fs.exists(path):
+            fs.rm(path)
+
     def commit(
         self,
         *,

@@ -1,9 +1,10 @@
 """Shard planning: turn input paths, directories and globs into a sorted list of `Shard`s.
 
-A shard is one unit of reading work: a whole file, a byte range of a large plain
-line-based file (JSONL, manifests), or a group of small media files (`format="files"`). A
-reader of the range `[start, end)` owns every line that *starts* inside it (the Hadoop
-input-split rule), so splitting loses and duplicates no line.
+A shard is one unit of reading work: a whole file, a range of a large line-based file
+(JSONL, manifests; byte offsets in a plain file, in the decompressed stream of a gzip or
+zstd one), or a group of small media files (`format="files"`). A reader of the range
+`[start, end)` owns every line that *starts* inside it (the Hadoop input-split rule), so
+splitting loses and duplicates no line.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import NamedTuple
 from stages.io.errors import InputNotFound
 from stages.io.formats import FORMATS, Format, compression_of, format_of, get_format
 from stages.io.formats.files import FILES_PER_SHARD, file_id
+from stages.io.formats.lines import compressed_cuts
 from stages.io.formats.lines import first_lines as _first_lines
+from stages.io.formats.parquet import ParquetFormat, row_group_ranges
 from stages.io.fs import filesystem, to_uri
 from stages.io.listing import filter_matches, list_folder
 
@@ -44,9 +47,11 @@ class Shard:
       the members' paths are relative to ("" when the inputs share no folder and members
       are full URIs).
     - `file_index`: the position of the (first) file among all input files, sorted.
-    - `part`, `start`/`end`: a byte range of a plain line-based file (`end=None`: to the
-      end of the file); other files are read whole. `first_line` is the 1-based number of
-      the first line owned by the range (None: the reader counts it).
+    - `part`, `start`/`end`: a range of a line-based file (`end=None`: to the end of the
+      file), in bytes of the file, or of its decompressed stream when it is compressed; of
+      a Parquet file, in row groups; other files are read whole. `first_line` is the
+      1-based number of the first line (row) owned by the range (None: the reader counts
+      it).
     - `format`: a name in `stages.io.formats.FORMATS`.
     - `members`: the files of a `files` shard, relative to `uri`; `uris` lists them whole.
     - `number`: the position of the shard in its plan (writers name WebDataset tars by it).
@@ -106,10 +111,15 @@ def plan_shards(
     shard_size_mb: float = 32,
     storage_options: dict | None = None,
     format: str | None = None,
+    parallelism: int = 1,
 ) -> list[Shard]:
     """Sorted, deterministic shards for `inputs` (files, directories, globs; local or s3).
     `plan_inputs` says what this left out of folders, and why."""
-    return plan_inputs(inputs, shard_size_mb, storage_options, format).shards
+    return plan_inputs(inputs, shard_size_mb, storage_options, format, parallelism).shards
+
+
+SPLIT_PROBE_FILES = 4  # compressed inputs are probed for splitting below this many per worker
+SPLIT_PROBE_RATIO = 8  # ... when larger than 1/this of a shard (text compresses 3-5x)
 
 
 def plan_inputs(
@@ -117,6 +127,7 @@ def plan_inputs(
     shard_size_mb: float = 32,
     storage_options: dict | None = None,
     format: str | None = None,
+    parallelism: int = 1,
 ) -> PlannedInputs:
     """The shards `plan_shards` plans, and what the inputs' folders hold that is not read:
     files no format claims (or not of the `format` given), curate's own output inside
@@ -130,9 +141,20 @@ def plan_inputs(
     A directory written by this project (it holds `_manifest.json` or a `_latest` pointer)
     expands to the files its manifest lists, and only those; inside a folder, such output
     is never read. A symbolic link to a folder is followed, a dangling one planned (its
-    reader quarantines it). Plain line-based files larger
-    than `shard_size_mb` are split into byte ranges; planning such a file reads it once to
-    number its lines, so line numbers and generated ids do not depend on the shard size.
+    reader quarantines it). Line-based files larger than `shard_size_mb` are split into
+    ranges; planning such a file reads it once to number its lines, so line numbers and
+    generated ids do not depend on the shard size. A gzip or zstd file is decompressed
+    once to learn its size, and split when that exceeds `shard_size_mb`: at line starts,
+    since the reader of each range decompresses from the start of the file and stops at
+    the next range (a damaged file is read whole, so its reader reports the damage). A
+    Parquet file larger than `shard_size_mb` is split into ranges of row groups.
+    `parallelism` (the workers that will read the shards) keeps every worker busy on few
+    large files: when there are fewer input files than workers, a file that is split is
+    split into a multiple of `parallelism` ranges, so that they end together. A compressed
+    file is decompressed at planning only when it may be split: when it is larger than
+    1/`SPLIT_PROBE_RATIO` of a shard and the input has fewer than `SPLIT_PROBE_FILES` files
+    per worker (many files keep the workers busy read whole, and planning does not read
+    them all).
     Media files are grouped into shards of up to `shard_size_mb` and `FILES_PER_SHARD`.
     When the format is detected, `X.parquet` beside `X.tar` is the tar's metadata (as
     img2dataset and our WebDataset writer lay them out): only the tar is read.
@@ -163,18 +185,32 @@ def plan_inputs(
         shards = _group_files(uris, sizes, _common_root(roots), shard_bytes, storage_options)
     else:
         plans = [(i, uri, forced or FORMATS[detect_format(uri)[0]]) for i, uri in enumerate(uris)]
+        multiple = max(1, parallelism) if len(plans) < parallelism else 1
 
         def plan_file(entry: tuple[int, str, type[Format]]) -> list[Shard]:
             index, uri, fmt = entry
-            if not fmt.splittable or compression_of(uri) is not None:
+            if fmt is ParquetFormat:
+                return _row_group_ranges(uri, index, sizes[uri], shard_bytes, storage_options)
+            if not fmt.splittable:
                 return [Shard(uri=uri, file_index=index, format=fmt.name)]
             size = sizes[uri]
+            if compression_of(uri) is not None:
+                if len(plans) >= SPLIT_PROBE_FILES * parallelism:
+                    return [Shard(uri=uri, file_index=index, format=fmt.name)]
+                try:
+                    size = _size(uri, storage_options) if size is None else size
+                except FileNotFoundError:  # a dangling link: its reader quarantines it
+                    return [Shard(uri=uri, file_index=index, format=fmt.name)]
+                if size * SPLIT_PROBE_RATIO <= shard_bytes:
+                    return [Shard(uri=uri, file_index=index, format=fmt.name)]
+                return _compressed_ranges(
+                    uri, index, fmt.name, shard_bytes, storage_options, multiple
+                )
             if size is None:
-                fs, path = filesystem(uri, storage_options)
-                size = fs.size(path)
+                size = _size(uri, storage_options)
             if size <= shard_bytes:
                 return [Shard(uri=uri, file_index=index, format=fmt.name)]
-            parts = math.ceil(size / shard_bytes)
+            parts = math.ceil(math.ceil(size / shard_bytes) / multiple) * multiple
             bounds = [size * k // parts for k in range(parts + 1)]
             starts = _first_lines(uri, bounds[1:-1], storage_options)
             return [
@@ -194,6 +230,66 @@ def plan_inputs(
             shards = [shard for found in pool.map(plan_file, plans) for shard in found]
     numbered = [replace(shard, number=n) for n, shard in enumerate(shards)]
     return PlannedInputs(numbered, skipped)
+
+
+def _compressed_ranges(
+    uri: str,
+    index: int,
+    format: str,
+    shard_bytes: int,
+    storage_options: dict | None,
+    multiple: int = 1,
+) -> list[Shard]:
+    """A compressed line-based file as ranges of its decompressed stream, each starting at
+    a line start and ending where the next starts (a multiple of `multiple` of them); one
+    whole-file shard when it is not larger than `shard_bytes`, or damaged."""
+    cuts = compressed_cuts(uri, shard_bytes, storage_options, multiple)
+    if not cuts:
+        return [Shard(uri=uri, file_index=index, format=format)]
+    starts = [0, *(offset for offset, _ in cuts)]
+    ends = [*starts[1:], None]
+    lines = [1, *(line for _, line in cuts)]
+    return [
+        Shard(
+            uri=uri,
+            file_index=index,
+            part=k,
+            start=starts[k],
+            end=ends[k],
+            format=format,
+            first_line=lines[k],
+        )
+        for k in range(len(starts))
+    ]
+
+
+def _row_group_ranges(
+    uri: str, index: int, size: int | None, shard_bytes: int, storage_options: dict | None
+) -> list[Shard]:
+    """A Parquet file larger than `shard_bytes` as ranges of consecutive row groups (its
+    footer is read to size them); one whole-file shard otherwise."""
+    whole = [Shard(uri=uri, file_index=index, format="parquet")]
+    if size is None:
+        try:
+            size = _size(uri, storage_options)
+        except FileNotFoundError:
+            return whole
+    starts = row_group_ranges(uri, shard_bytes, storage_options) if size > shard_bytes else []
+    if not starts:
+        return whole
+    bounds = [0, *starts, None]
+    return [
+        Shard(
+            uri=uri,
+            file_index=index,
+            part=k,
+            start=bounds[k],
+            end=bounds[k + 1],
+            format="parquet",
+            first_line=1 if k == 0 else None,  # the reader counts rows from the footer
+        )
+        for k in range(len(bounds) - 1)
+    ]
 
 
 def _drop_tar_metadata(sizes: dict[str, int | None]) -> None:

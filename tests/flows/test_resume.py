@@ -105,3 +105,23 @@ def test_killed_run_resumes_to_the_same_output(uninterrupted, tmp_path, phase):
     manifest = read_manifest(str(output))
     assert manifest["rows"] == reference.num_rows
     assert not (output / "v1" / "_work").exists()
+
+
+def test_a_resume_with_other_shard_ranges_reruns_the_shards_whose_range_changed(tmp_path):
+    """A large file's ranges depend on the number of workers: committed shards whose range
+    the new plan does not have are run again, not taken for the new ones."""
+    from flows.runtime.builder import _still_done
+    from stages.io.commit import VersionWriter
+    from stages.io.shards import Shard
+
+    writer = VersionWriter(str(tmp_path / "out"), "v1")
+    old = [Shard("big.jsonl", 0, part=k, start=k * 100, end=k * 100 + 100) for k in range(3)]
+    for shard in old:
+        writer.commit_shard(shard.key, [], {"range": [shard.start, shard.end]})
+    writer.commit_shard("00001-0000", [], {})  # a whole file, from before ranges were kept
+    new = [Shard("big.jsonl", 0, part=k, start=k * 150, end=k * 150 + 150) for k in range(2)]
+    new += [Shard("small.jsonl", 1)]
+    new[0] = Shard("big.jsonl", 0, part=0, start=0, end=100)  # unchanged
+    done = _still_done(writer, new)
+    assert sorted(done) == ["00000-0000", "00001-0000"]
+    assert sorted(writer.done_shards()) == ["00000-0000", "00001-0000"]

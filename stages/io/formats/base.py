@@ -21,8 +21,9 @@ class Format:
     - `detected`: whether `plan_shards` picks this format from the extension when no
       format is given (False for formats that share extensions with another or that a
       user must ask for: NeMo manifests are JSONL, media files are read only on request).
-    - `splittable`: a plain (uncompressed) file larger than the shard size is split into
-      byte ranges at line boundaries.
+    - `splittable`: a line-based file larger than the shard size is split into ranges at
+      line starts (byte ranges of a plain file, of the decompressed stream of a gzip or
+      zstd one; `stages.io.shards`).
     - `groups_files`: many small files make one shard (`Shard.members`).
     """
 

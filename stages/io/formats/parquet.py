@@ -7,6 +7,12 @@ without the text column, is one file-level record (line 0) that stands for the r
 file's footer declares (`rows`; 1 when the footer is unreadable too). A file whose data
 breaks after some rows keeps those and quarantines the rest as one record, at the first
 row not read.
+
+A file larger than the shard size is split into ranges of consecutive row groups
+(`row_group_ranges`; `Shard.start`/`end` are row-group indices). Row numbers count from
+the start of the file, so the ranges read the rows the whole file reads; a file-level
+record comes from the first range only, standing for the whole file. Damaged data stops
+only the range it is in: the rest of that range is one record, later ranges still read.
 """
 
 from __future__ import annotations
@@ -43,7 +49,12 @@ class ParquetFormat(Format):
                     reason = f"{uri}: line 0: unreadable Parquet file: {err}"
                     yield reader.bad_only(uri, 0, reason, None)
                 return
-            total = pf.metadata.num_rows
+            meta = pf.metadata
+            total = meta.num_rows
+            groups = range(shard.start, meta.num_row_groups if shard.end is None else shard.end)
+            offset = sum(meta.row_group(g).num_rows for g in range(shard.start))
+            stop = offset + sum(meta.row_group(g).num_rows for g in groups)  # rows to here
+            first = shard.start == 0  # a file-level record comes from the first range only
             names = pf.schema_arrow.names
             text_field, required = reader.text_field, reader.required_field
             checks = []  # (field, why a null there is bad), in the order they are reported
@@ -53,8 +64,9 @@ class ParquetFormat(Format):
                 checks.append((required, f"field {required!r} is null"))
             for field, _ in checks:
                 if field not in names:
-                    reason = f"{uri}: line 0: missing column {field!r}"
-                    yield reader.bad_only(uri, 0, reason, None, rows=total)
+                    if first:
+                        reason = f"{uri}: line 0: missing column {field!r}"
+                        yield reader.bad_only(uri, 0, reason, None, rows=total)
                     return
             wanted = reader.columns if reader.columns is not None else names
             extras = [c for c in wanted if c not in (text_field, reader.id_field)]
@@ -64,14 +76,14 @@ class ParquetFormat(Format):
             if text_field is not None:
                 text_type = pf.schema_arrow.field(text_field).type
                 if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
-                    why = f"column {text_field!r} is {text_type}, expected strings"
-                    yield reader.bad_only(uri, 0, f"{uri}: line 0: {why}", None, rows=total)
+                    if first:
+                        why = f"column {text_field!r} is {text_type}, expected strings"
+                        yield reader.bad_only(uri, 0, f"{uri}: line 0: {why}", None, rows=total)
                     return
-            offset = 0
             # Row group by row group, so damage in one keeps the groups before it.
             batches = (
                 batch
-                for group in range(pf.num_row_groups)
+                for group in groups
                 for batch in pf.iter_batches(
                     batch_size=_ROWS_PER_BATCH, row_groups=[group], columns=read
                 )
@@ -80,7 +92,7 @@ class ParquetFormat(Format):
                 try:
                     batch = next(batches, None)
                 except _ERRORS as err:
-                    rest = max(total - offset, 1)
+                    rest = max(stop - offset, 1)
                     if offset == 0:
                         reason = f"{uri}: line 0: unreadable Parquet file: {err}"
                     else:
@@ -116,3 +128,26 @@ class ParquetFormat(Format):
                     for c in extras
                 }
                 yield ReadResult(assemble(shard, text, ids, numbers, columns), quarantine)
+
+
+def row_group_ranges(uri: str, shard_bytes: int, storage_options: dict | None) -> list[int]:
+    """The first row group of every range after the first when a Parquet file is cut into
+    ranges of consecutive row groups of about `shard_bytes` (compressed) each, a group
+    larger than that alone. Empty when that makes one range, or the footer is unreadable
+    (the file is read whole, and its reader reports why)."""
+    fs, path = filesystem(uri, storage_options)
+    try:
+        with fs.open(path, "rb") as f:
+            meta = pq.ParquetFile(f).metadata
+    except (*_ERRORS, FileNotFoundError):
+        return []
+    starts: list[int] = []
+    held = 0  # compressed bytes of the range being filled
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        size = sum(group.column(c).total_compressed_size for c in range(group.num_columns))
+        if held and held + size > shard_bytes:
+            starts.append(g)
+            held = 0
+        held += size
+    return starts

@@ -71,12 +71,15 @@ def test_split_shards_cover_the_file_and_have_sortable_keys(tmp_path):
     assert keys[0] == "00000-0000"
 
 
-def test_compressed_and_parquet_files_are_never_split(tmp_path):
+def test_compressed_files_split_at_line_starts_of_their_decompressed_stream(tmp_path):
     import gzip
 
-    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(_messy_jsonl(2000)))
+    data = _messy_jsonl(2000)
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(data))
     shards = plan_shards(str(tmp_path), shard_size_mb=0.001)
-    assert len(shards) == 1 and shards[0].end is None
+    assert len(shards) > 1 and shards[-1].end is None
+    assert all(data[s.start - 1 : s.start] == b"\n" for s in shards[1:])
+    assert _read_all(shards) == _read_all(plan_shards(str(tmp_path)))
 
 
 def test_inputs_are_sorted_and_numbered_whatever_order_they_are_given(tmp_path):
