@@ -126,8 +126,11 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict:
     resident memory (summed over the live processes) and CPU seconds (each process's last
     sample, so processes that live under SAMPLE_S are missed)."""
     t0 = time.perf_counter()
-    with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+    # Standard output goes to a file: a pipe read only at the end would block a side whose
+    # output (curate's --json summary, with samples of removed rows) outgrows its buffer.
+    out_path = log.with_suffix(".stdout")
+    with open(log, "w") as err, open(out_path, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=err)
         tree: set[int] = {proc.pid}
         cpu_seen: dict[int, float] = {}
         busy: list[float] = []  # cores the Ray workers used in each sample interval
@@ -148,8 +151,8 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict:
             if proc.poll() is not None:
                 break
             time.sleep(SAMPLE_S)
-        stdout = proc.stdout.read()
         proc.wait()
+    stdout = out_path.read_bytes()
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = log.read_text().strip().splitlines()[-5:]
@@ -279,7 +282,8 @@ def single_file_check(corpus: Path, target_mb: float) -> dict:
         cmd = [str(CURATE), "text", "--input", str(source), "--output", str(out), "--json"]
         result = run_measured(cmd, _clean_env(), out.with_suffix(".log"))
         summary = json.loads(result.pop("stdout"))
-        table = pads.dataset(summary["output"], format="parquet").to_table(columns=["id", "text"])
+        parts = sorted(str(p) for p in Path(summary["output"]).glob("part-*.parquet"))
+        table = pads.dataset(parts, format="parquet").to_table(columns=["id", "text"])
         result["documents_out"] = table.num_rows
         result["shards"] = summary["report"]["shards_total"]
         runs[name] = (result, table.sort_by("id"))

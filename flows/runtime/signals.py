@@ -22,8 +22,10 @@ its group, and every process the CLI starts is in the CLI's group unless it leav
   (`prefect.server.api.server.SubprocessASGIServer`). uvicorn exits on SIGINT and SIGTERM,
   and the flow went on without its API, printed `EventsWorker failed` for minutes and
   exited 1. Prefect has no in-process server (`server.ephemeral.enabled` only allows the
-  subprocess), so `stop_on_signals` starts that server itself, before the flow, in a
-  session of its own; Prefect's clients find it running and use it. On Linux it still
+  subprocess), so the `curate` command starts that server itself, first thing
+  (`start_prefect_api_early`), in a session of its own, and `stop_on_signals` runs the flow
+  with PREFECT_API_URL on it (called in-process, `stop_on_signals` starts it through
+  Prefect's own class, whose instance Prefect's clients find running). On Linux it still
   dies with the CLI however the CLI ends (PR_SET_PDEATHSIG), as it did in the CLI's group.
 - Ray's local cluster (`ray.init`): Ray blocks SIGINT in the gcs_server, the raylet and
   its Python helpers, and its workers have groups of their own, but SIGTERM reached the
