@@ -325,6 +325,9 @@ def _print_summary(summary: dict, as_json: bool) -> None:
         + (f"added by splitting {r['rows_added']}, " if r.get("rows_added") else "")
         + f"quarantined {r['rows_quarantined']}, written {r['rows_written']}{state}"
     )
+    phases = {k: v for k, v in r.get("phases", {}).items() if v >= 0.05}
+    if phases:  # the fixed costs (planning, Ray's start) apart from the work per row
+        console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
     # Plain prints: paths must stay whole (no wrapping) to be copied.
     print(f"output:   {summary['output']}")
     print(f"manifest: {summary['manifest']}")

@@ -372,6 +372,7 @@ def commit(spec: FlowSpec, params, plan: Plan, report: RunReport, removed, run_i
         "rows_read": report.rows_read,
         "blank_lines": report.blank_lines,
         "seconds": round(report.seconds, 3),
+        "phases": {name: round(t, 3) for name, t in report.phases.items()},
     }
     for metrics in report.stages.values():
         extra.update(metrics.details)  # step figures (an eps table) at the top, for users
@@ -418,25 +419,40 @@ def commit(spec: FlowSpec, params, plan: Plan, report: RunReport, removed, run_i
 
 
 def execute(spec: FlowSpec, params: FlowParams, runner: Runner) -> dict:
-    """Every flow's step sequence, written once; returns the run summary."""
+    """Every flow's step sequence, written once; returns the run summary. The report's
+    `phases` are the wall seconds of each step, `ray-start` those spent starting Ray (in
+    the step that needed it first): the fixed costs apart from the work per row."""
+    from flows.runtime import engine
+
     start = time.perf_counter()
-    plan = runner.step("plan-shards", plan_run, spec, params)
+    ray_before = engine.ray_start_seconds[0]
+    phases: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable, *args):
+        began = time.perf_counter()
+        try:
+            return runner.step(name, fn, *args)
+        finally:
+            phases[name] = time.perf_counter() - began
+
+    plan = timed("plan-shards", plan_run, spec, params)
     options = storage.storage_options()
     final = VersionWriter(plan.output, plan.version, storage_options=options)
     if final.is_committed():
         manifest = read_manifest(final.uri, options)
         done = summary(manifest, report_from_manifest(manifest), final.uri, True)
         return check_written(done, params)
-    report = runner.step("process-shards", process_pass, spec, params, plan)
+    report = timed("process-shards", process_pass, spec, params, plan)
     removed = None
     if spec.dedup(params) is not None:
-        removed, metrics = runner.step("find-duplicates", find_duplicates, spec, params, plan)
-        written = runner.step("write-shards", write_pass, spec, params, plan, removed)
+        removed, metrics = timed("find-duplicates", find_duplicates, spec, params, plan)
+        written = timed("write-shards", write_pass, spec, params, plan, removed)
         report.stages[metrics.name] = metrics
         report.rows_written = written.rows_written
         report.bytes_written = written.bytes_written
     report.operators = _operators(spec, params)
     report.seconds = time.perf_counter() - start
+    report.phases = {**phases, "ray-start": engine.ray_start_seconds[0] - ray_before}
     signals.raise_if_stopped("commit", len(plan.shards), len(plan.shards))
     manifest = runner.commit(
         spec, params, plan, lambda run_id: commit(spec, params, plan, report, removed, run_id)

@@ -70,6 +70,20 @@ def init_ray() -> None:
         "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1",
     }
+    started = time.perf_counter()
+    try:
+        _connect(signals, env)
+    finally:
+        ray_start_seconds[0] += time.perf_counter() - started
+
+
+ray_start_seconds = [0.0]
+"""Seconds this process spent starting or joining Ray (the fixed cost a report shows)."""
+
+
+def _connect(signals, env: dict[str, str]) -> None:
+    import ray
+
     if os.environ.get("RAY_ADDRESS"):
         with _quiet_core_start():
             ray.init(
@@ -266,6 +280,7 @@ class RunReport:
     dedup_stage: str = ""
     duplicate_ids: dict = field(default_factory=dict)
     skipped_inputs: list[dict] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds of each step
 
     def add_shard(self, result: dict) -> None:
         """Fold the result of one committed shard (from a sink) into the report."""
@@ -321,6 +336,7 @@ class RunReport:
             "unaccounted": self.unaccounted,
             "bytes_written": self.bytes_written,
             "seconds": round(self.seconds, 3),
+            "phases": {name: round(t, 3) for name, t in self.phases.items()},
             "stages": [m.to_dict() for m in self.stages.values()],
             "outputs": self.outputs,
             "quarantine": self.quarantine,

@@ -95,7 +95,7 @@ def shard_result(shard, table, quarantine, metrics, files) -> dict:
         read["rows_in"] = good + quarantined - later
     return {
         "shard": shard.key,
-        "range": [shard.start, shard.end],
+        "range": [getattr(shard, "start", 0), getattr(shard, "end", None)],
         "rows_read": good + quarantined - later,
         "rows_quarantined": quarantined,
         "quarantine_records": records,
@@ -228,6 +228,7 @@ def report_from_manifest(manifest: dict) -> RunReport:
         rows_written=manifest.get("rows", 0),
         bytes_written=manifest.get("bytes", 0),
         seconds=extra.get("seconds", 0.0),
+        phases=extra.get("phases", {}),
     )
     for record in extra.get("stages", []):
         m = StageMetrics(

@@ -73,6 +73,12 @@ def test_a_one_shard_run_goes_through_prefect_without_ray(tmp_path):
     stages = {s["stage"]: s for s in report["stages"]}
     assert stages["ExactDedup"]["removed"] == 3
     assert {node for s in report["stages"] for node in s["nodes"]} == {"local"}
+    phases = report["phases"]  # the fixed costs, apart from the work per row
+    assert phases["ray-start"] == 0 and phases["process-shards"] > 0
+    assert set(phases) == {"plan-shards", "process-shards", "find-duplicates"} | {
+        "write-shards",
+        "ray-start",
+    }
     manifest = read_manifest(str(tmp_path / "out"))
     assert manifest["flow_run_id"]  # the run is Prefect's, on the API started first
 
