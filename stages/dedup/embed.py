@@ -176,11 +176,12 @@ class TextEmbedder(Stage):
 
         A text longer than `_cut` characters is cut to them (else a document of megabytes
         is tokenised whole, twice, to keep its first tokens) when the cut provably holds
-        its first `max_length` tokens; else it stays whole. The proof: a fast tokenizer
-        splits text into words and each word into tokens on its own, so only the last
-        word of the cut (perhaps split by it) can differ from the whole text's; the kept
-        tokens must end two words before it (one word of margin, for tokenizers that join
-        whitespace to the next word)."""
+        its first `max_length` tokens; else it stays whole. The proof, for a fast
+        tokenizer whose normaliser works character by character (BERT's): it splits text
+        into words and each word into tokens on its own, so only the last word of the cut
+        (perhaps split by it) can differ from the whole text's; the kept tokens must end
+        two words before it (one word of margin, for tokenizers that join whitespace to
+        the next word)."""
         cut = self._cut
         texts = (pc.utf8_slice_codeunits(column, 0, cut) if cut else column).to_pylist()
         chars = pc.utf8_length(column).to_numpy(zero_copy_only=False)
