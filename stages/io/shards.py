@@ -213,18 +213,7 @@ def plan_inputs(
             parts = math.ceil(math.ceil(size / shard_bytes) / multiple) * multiple
             bounds = [size * k // parts for k in range(parts + 1)]
             starts = _first_lines(uri, bounds[1:-1], storage_options)
-            return [
-                Shard(
-                    uri=uri,
-                    file_index=index,
-                    part=k,
-                    start=bounds[k],
-                    end=bounds[k + 1],
-                    format=fmt.name,
-                    first_line=1 if k == 0 else starts[k - 1],
-                )
-                for k in range(parts)
-            ]
+            return _ranges(uri, index, fmt.name, bounds, [1, *starts])
 
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(plans)))) as pool:
             shards = [shard for found in pool.map(plan_file, plans) for shard in found]
@@ -246,21 +235,8 @@ def _compressed_ranges(
     cuts = compressed_cuts(uri, shard_bytes, storage_options, multiple)
     if not cuts:
         return [Shard(uri=uri, file_index=index, format=format)]
-    starts = [0, *(offset for offset, _ in cuts)]
-    ends = [*starts[1:], None]
-    lines = [1, *(line for _, line in cuts)]
-    return [
-        Shard(
-            uri=uri,
-            file_index=index,
-            part=k,
-            start=starts[k],
-            end=ends[k],
-            format=format,
-            first_line=lines[k],
-        )
-        for k in range(len(starts))
-    ]
+    bounds = [0, *(offset for offset, _ in cuts), None]
+    return _ranges(uri, index, format, bounds, [1, *(line for _, line in cuts)])
 
 
 def _row_group_ranges(
@@ -277,7 +253,15 @@ def _row_group_ranges(
     starts = row_group_ranges(uri, shard_bytes, storage_options) if size > shard_bytes else []
     if not starts:
         return whole
-    bounds = [0, *starts, None]
+    # After the first range, the reader counts rows from the footer.
+    return _ranges(uri, index, "parquet", [0, *starts, None], [1] + [None] * len(starts))
+
+
+def _ranges(
+    uri: str, index: int, format: str, bounds: list, first_lines: list[int | None]
+) -> list[Shard]:
+    """The shards `[bounds[k], bounds[k + 1])` of one file, numbered `part=k`, the first
+    line (row) of each from `first_lines`."""
     return [
         Shard(
             uri=uri,
@@ -285,8 +269,8 @@ def _row_group_ranges(
             part=k,
             start=bounds[k],
             end=bounds[k + 1],
-            format="parquet",
-            first_line=1 if k == 0 else None,  # the reader counts rows from the footer
+            format=format,
+            first_line=first_lines[k],
         )
         for k in range(len(bounds) - 1)
     ]
