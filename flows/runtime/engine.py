@@ -21,6 +21,8 @@ operators a shard travels as Arrow IPC bytes. Each shard carries its own per-sta
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import json
 import logging
 import os
@@ -778,12 +780,23 @@ def run_pipeline(
 def _run_here(items, reader, stages, sink, item_to_dict, item_from_dict) -> Iterator[dict]:
     """The pipeline in this process: the same operator a Ray worker runs, reading, every
     stage and writing fused; a bad input or parameter raises as it would from Ray."""
-    op = _ShardOp(stages, reader, sink, item_from_dict)
+    # The only worker: each stage may use every core (a model's threads follow its CPUs).
+    cores = planned_workers()
+    op = _ShardOp([_with_cpus(stage, cores) for stage in stages], reader, sink, item_from_dict)
     for item in items:
         row = op({"item": json.dumps(item_to_dict(item)), "metrics": ""})
         if row.get("error"):
             raise _user_error(json.loads(row["error"]))
         yield json.loads(row["result"])
+
+
+def _with_cpus(stage: Stage, cpus: int) -> Stage:
+    """`stage`, or a copy of it granted `cpus` CPUs when it asks for fewer."""
+    if stage.resources.cpus >= cpus:
+        return stage
+    granted = copy.copy(stage)
+    granted.resources = dataclasses.replace(stage.resources, cpus=float(cpus))
+    return granted
 
 
 def _user_error(error: dict) -> Exception:

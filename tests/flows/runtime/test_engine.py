@@ -17,6 +17,13 @@ class Shout(Stage):
         return batch.set_column(1, "text", pc.utf8_upper(batch["text"]))
 
 
+class Cores(Stage):
+    """Adds the CPUs the stage was granted."""
+
+    def process(self, batch):
+        return batch.append_column("cpus", pa.array([self.resources.cpus] * batch.num_rows))
+
+
 class LongOnly(Filter):
     def score(self, batch):
         return pc.utf8_length(batch["text"])
@@ -373,13 +380,20 @@ def test_a_validator_in_a_pipeline_puts_its_records_in_the_shard_quarantine(ray_
 
 _ONE_SHARD_HERE = """
 import sys
-from tests.flows.runtime.test_engine import LongOnly, Shout, _read, _sink
-from flows.runtime.engine import run_pipeline, uses_ray
+from tests.flows.runtime.test_engine import Cores, LongOnly, Shout, _read, _sink
+from flows.runtime.engine import planned_workers, run_pipeline, uses_ray
 
 assert not uses_ray(1) and uses_ray(2)
-results = list(run_pipeline([8], _read, [Shout(), LongOnly()], _sink,
+granted = []
+def sink(n, table, quarantine, metrics):
+    granted.extend(table["cpus"].to_pylist())
+    return _sink(n, table, quarantine, metrics)
+stage = Cores()
+results = list(run_pipeline([8], _read, [Shout(), LongOnly(), stage], sink,
                             item_to_dict=lambda n: {"n": n}, item_from_dict=lambda d: d["n"]))
 assert "ray" not in sys.modules, "a one-shard pass imported Ray"
+# the only worker: its stages may use every core (the caller's stage is left as it was)
+assert set(granted) == {float(planned_workers())} and stage.resources.cpus == 1.0
 print(results[0]["texts"], sorted({m["node"] for m in results[0]["metrics"]}))
 """
 
