@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from stages.io import shards as shards_module
 from stages.io.quarantine import blank_lines
 from stages.io.read import ShardReader
-from stages.io import shards as shards_module
 from stages.io.shards import Shard, plan_shards
 
 BOM = b"\xef\xbb\xbf"
@@ -141,16 +141,21 @@ def test_ranges_are_about_equal_and_none_holds_more_than_the_shard_size(tmp_path
     assert min(sizes) >= len(data) // parts - shard_bytes // 16 - len(line)
 
 
+def _write(path, data: bytes) -> None:
+    """`data` into `path`, compressed as its extension says."""
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(data))
+    elif path.name.endswith(".zst"):
+        path.write_bytes(zstandard.ZstdCompressor().compress(data))
+    else:
+        path.write_bytes(data)
+
+
 @pytest.mark.parametrize("name", ["a.jsonl.gz", "a.jsonl.zst", "a.jsonl"])
 def test_a_file_no_larger_than_the_shard_size_is_one_whole_shard_as_before(tmp_path, name):
     data = _messy(300)
     path = tmp_path / name
-    if name.endswith(".gz"):
-        path.write_bytes(gzip.compress(data))
-    elif name.endswith(".zst"):
-        path.write_bytes(zstandard.ZstdCompressor().compress(data))
-    else:
-        path.write_bytes(data)
+    _write(path, data)
     shards = plan_shards(str(path), shard_size_mb=len(data) / 2**20)
     assert shards == [Shard(uri=str(path), file_index=0, format="jsonl")]
 
@@ -370,12 +375,7 @@ def test_few_large_files_split_into_a_multiple_of_the_workers(tmp_path, name):
     data = orjson.dumps({"text": "y" * 200}) + b"\n"
     data = data * 3000  # about 0.6 MB
     path = tmp_path / name
-    if name.endswith(".gz"):
-        path.write_bytes(gzip.compress(data))
-    elif name.endswith(".zst"):
-        path.write_bytes(zstandard.ZstdCompressor().compress(data))
-    else:
-        path.write_bytes(data)
+    _write(path, data)
     shard_mb = len(data) / 3.5 / 2**20  # 4 ranges alone
     assert len(plan_shards(str(path), shard_size_mb=shard_mb)) == 4
     three = plan_shards(str(path), shard_size_mb=shard_mb, parallelism=3)
