@@ -57,6 +57,12 @@ class Stage:
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.process(batch)
 
+    def take_counts(self) -> dict[str, int]:
+        """Counts this stage kept since the last call (PII found per type, removals per test
+        set, ...), then forgets them. The engine calls it after each shard and sums the
+        counts over the run into the stage's `details["counts"]` in the report."""
+        return {}
+
     def describe_removed(self, rows: pa.Table, limit: int) -> list[dict]:
         """How the run report shows rows this stage removed: one small JSON-able dict for
         each of the first `limit` rows (`stages.samples.describe_rows`: a text excerpt, an
@@ -94,6 +100,13 @@ class StageSequence(Stage):
         for s in self.stages:
             batch = s.process(batch)
         return batch
+
+    def take_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for s in self.stages:
+            for key, value in s.take_counts().items():
+                counts[key] = counts.get(key, 0) + value
+        return counts
 
 
 class DropColumns(Stage):

@@ -230,6 +230,10 @@ class StageMetrics:
         room = 10 - len(self.removed_sample)
         if room > 0:
             self.removed_sample.extend(record.get("removed_sample", [])[:room])
+        if record.get("counts"):  # a stage's own counts (`Stage.take_counts`), summed
+            counts = self.details.setdefault("counts", {})
+            for key, value in record["counts"].items():
+                counts[key] = counts.get(key, 0) + value
 
     def to_dict(self) -> dict:
         return {
@@ -394,6 +398,7 @@ def run_stage(
         else:
             outputs.append(stage.process(batch))
     out = outputs[0] if len(outputs) == 1 else pa.concat_tables(outputs, promote_options="default")
+    counts = stage.take_counts()
     record = {
         "stage": stage.stage_name,
         "rows_in": rows_in,
@@ -403,6 +408,7 @@ def run_stage(
         "removed_sample": sample,
         **({"rows_quarantined": bad_rows} if isinstance(stage, Validator) else {}),
         **({"rows_added": added} if isinstance(stage, Splitter) else {}),
+        **({"counts": counts} if counts else {}),
     }
     return out, [record]
 
@@ -424,6 +430,9 @@ def _run_chain(chain: FilterChain, table: pa.Table, node: str | None) -> tuple[p
             total["removed_sample"].extend(r["removed_sample"][: max(room, 0)])
     for total in totals.values():
         total["node"] = node
+    for f in chain.filters:
+        if (counts := f.take_counts()) and f.stage_name in totals:
+            totals[f.stage_name]["counts"] = counts
     out = outputs[0] if len(outputs) == 1 else pa.concat_tables(outputs, promote_options="default")
     return out, list(totals.values())
 
