@@ -7,18 +7,24 @@
 | `webdataset` | .tar .tar.gz .tgz                     | sample (key)  | by extension    |
 | `files`      | images, audio, video                  | file          | `format=` only  |
 | `manifest`   | NeMo JSONL manifests                  | line (a file) | `format=` only  |
+| `wikipedia`  | MediaWiki XML dumps .xml .xml.bz2     | article       | `format=` only  |
+| `arxiv`      | arXiv bulk source tarballs .tar(.gz)  | paper         | `format=` only  |
+| `warc`       | .warc .warc.gz (Common Crawl)         | HTML response | by extension    |
 
 A new format is a `Format` subclass decorated with `@register_format`.
 """
 
 from __future__ import annotations
 
+from stages.io.formats.arxiv import ArxivFormat
 from stages.io.formats.base import Format, compression_of
 from stages.io.formats.files import FilesFormat
 from stages.io.formats.jsonl import JsonlFormat
 from stages.io.formats.manifest import ManifestFormat
 from stages.io.formats.parquet import ParquetFormat
+from stages.io.formats.warc import WarcFormat
 from stages.io.formats.webdataset import WebDatasetFormat
+from stages.io.formats.wikipedia import WikipediaFormat
 
 FORMATS: dict[str, type[Format]] = {}
 
@@ -31,6 +37,9 @@ def register_format(cls: type[Format]) -> type[Format]:
 
 for _cls in (JsonlFormat, ParquetFormat, WebDatasetFormat, FilesFormat, ManifestFormat):
     register_format(_cls)
+register_format(WikipediaFormat)
+register_format(ArxivFormat)
+register_format(WarcFormat)
 
 
 def get_format(name: str) -> Format:

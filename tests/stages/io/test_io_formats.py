@@ -16,7 +16,7 @@ from stages.io.rows import assemble
 from stages.io.shards import Shard, detect_format, plan_shards
 
 
-def test_the_registry_holds_five_formats_and_what_each_allows():
+def test_the_registry_holds_eight_formats_and_what_each_allows():
     flags = {name: (c.detected, c.splittable, c.groups_files) for name, c in FORMATS.items()}
     assert flags == {
         "jsonl": (True, True, False),
@@ -24,6 +24,9 @@ def test_the_registry_holds_five_formats_and_what_each_allows():
         "webdataset": (True, False, False),
         "files": (False, False, True),
         "manifest": (False, True, False),
+        "warc": (True, False, False),
+        "wikipedia": (False, False, False),
+        "arxiv": (False, False, False),
     }  # fmt: skip
 
 
@@ -36,6 +39,7 @@ def test_the_registry_holds_five_formats_and_what_each_allows():
         ("a.parquet", ("parquet", None)),
         ("00000.tar", ("webdataset", None)),
         ("00000.tar.gz", ("webdataset", "gzip")),
+        ("CC-MAIN-0001.warc.gz", ("warc", "gzip")),
         ("cat.jpg", None),
         ("notes.txt", None),
     ],
