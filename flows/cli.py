@@ -66,7 +66,7 @@ def _comma_list(text: str) -> list[str]:
 def add_model_options(parser: argparse.ArgumentParser, model, optional=()) -> None:
     """One option per field of a flow's parameter model: `--shard-size-mb` for
     `shard_size_mb`, with the field's description and default as help, `--x/--no-x` for
-    booleans, choices for Literal fields, comma-separated lists. Options not given stay
+    booleans, choices for Literal fields, lists comma-separated or repeated. Options not given stay
     unset, so the model's own defaults apply. A field's `json_schema_extra` may name extra
     `cli_flags`: {"--no-dedup": "none"} sets the field to "none"."""
     for name, field in model.model_fields.items():
@@ -91,8 +91,9 @@ def add_model_options(parser: argparse.ArgumentParser, model, optional=()) -> No
         elif get_origin(kind) is Literal:
             kwargs["choices"] = list(get_args(kind))
             kwargs["metavar"] = "{" + ",".join(map(str, get_args(kind))) + "}"
-        elif get_origin(kind) is list:
+        elif get_origin(kind) is list:  # comma-separated, or the option repeated
             kwargs["type"] = _comma_list
+            kwargs["action"] = "extend"
             kwargs["metavar"] = "A,B"
         elif kind in (int, float):
             kwargs["type"] = kind
@@ -433,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-FLOW_COMMANDS = ("demo", "text", "dedup", "image", "video", "audio")
+FLOW_COMMANDS = ("demo", "text", "dedup", "image", "video", "audio", "apply-thresholds")
 """The subcommands that run a flow (the built-in flows' keys, and `demo`)."""
 
 

@@ -1,6 +1,8 @@
 """`curate_text`: the text curation flow.
 
-    read JSONL/Parquet -> clean -> heuristic filters -> language -> [dedup] -> Parquet
+    read JSONL/Parquet, or WARC / Wikipedia dumps / arXiv tarballs (`--source`)
+    -> [HTML to text] -> clean -> heuristic filters -> language -> [PII] -> [decontaminate]
+    -> [classifiers] -> [dedup] -> Parquet
 
 The step sequence (plan, process on Ray, dedup, write, commit, publish) is the flow kit's
 (`flows/runtime/builder.py`); this file declares the parameters and the stages.
@@ -16,7 +18,7 @@ from flows.runtime.builder import FlowSpec, build_flow, run_flow
 from flows.runtime.params import FlowParams
 from flows.runtime.storage import storage_options
 from flows.steps.dedup import Dedup
-from stages.base import FilterChain, Stage
+from stages.base import Filter, FilterChain, Stage
 from stages.dedup.minhash import MinHashConfig
 from stages.io.read import ShardReader
 
@@ -29,9 +31,24 @@ class TextParams(FlowParams):
         ".jsonl.zst, Parquet), or the output folder of another curate flow.",
         examples=["s3://raw/cc/*.jsonl.gz", "data/docs.jsonl"],
     )
-    filters: Literal["default", "english", "none"] = Field(
+    source: Literal["auto", "cc", "warc", "wikipedia", "arxiv"] = Field(
+        "auto",
+        description="What the input is: auto (by extension: JSONL, Parquet, .warc.gz), "
+        "cc or warc (Common Crawl WARC files: HTML responses, extracted to text), "
+        "wikipedia (MediaWiki XML dumps, .xml.bz2) or arxiv (arXiv source tarballs).",
+    )
+    extractor: Literal["trafilatura", "justext", "resiliparse"] = Field(
+        "trafilatura", description="WARC sources: the HTML-to-text extractor."
+    )
+    filters: str = Field(
         "default",
-        description="Heuristic filter recipe: 'default' is NeMo Curator's English recipe.",
+        description="Heuristic filter recipe: a shipped one ('default' is NeMo Curator's "
+        "English recipe; 'none' filters nothing) or a YAML recipe file of your own.",
+    )
+    score_only: bool = Field(
+        False,
+        description="The filters keep every row and only score it (a score_<filter> "
+        "column each), for `curate apply-thresholds` to filter later with any thresholds.",
     )
     language_backend: Literal["py3langid", "lingua", "fasttext"] = Field(
         "py3langid",
@@ -57,6 +74,26 @@ class TextParams(FlowParams):
         json_schema_extra={"cli_flags": {"--no-dedup": "none"}},
     )
     keep_scores: bool = Field(False, description="Keep each filter's score as a column.")
+    pii: Literal["off", "replace", "redact", "drop"] = Field(
+        "off",
+        description="Personal data (e-mail, phone, IP, card, IBAN, SSN, credentials, "
+        "secrets): replace each with a type tag, redact it, or drop the document.",
+    )
+    decontaminate: list[str] = Field(
+        default_factory=list,
+        description="Test sets (JSONL/Parquet files, comma-separated): remove documents "
+        "sharing a 13-word n-gram with any of them.",
+    )
+    quality_model: str | None = Field(
+        None,
+        description="A fastText quality model file (labels __label__hq/__label__lq): keep "
+        "documents by NeMo Curator's Pareto rule on its score.",
+    )
+    classifiers: list[str] = Field(
+        default_factory=list,
+        description="Hugging Face classifiers from local folders, KIND=FOLDER, "
+        "comma-separated; KIND is quality, domain or fineweb-edu. Each adds its columns.",
+    )
     text_field: str = Field("text", description="Input field holding the document text.")
     partitions: int = Field(16, ge=1, description="Hash partitions of the dedup step.")
 
@@ -72,6 +109,32 @@ class TextParams(FlowParams):
             raise ValueError("language_backend 'fasttext' needs language_model (a local file)")
         return list(check_languages(languages, backend=backend, model=model))
 
+    @field_validator("filters")
+    @classmethod
+    def _known_recipe(cls, name: str) -> str:
+        from stages.text.recipes import recipe_spec
+
+        recipe_spec(name)
+        return name
+
+    @field_validator("classifiers")
+    @classmethod
+    def _known_classifiers(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            kind, eq, folder = entry.partition("=")
+            if not eq or kind not in CLASSIFIERS or not folder:
+                raise ValueError(
+                    f"classifier {entry!r}: expected KIND=FOLDER, KIND one of {sorted(CLASSIFIERS)}"
+                )
+        return entries
+
+
+CLASSIFIERS = {
+    "quality": "QualityClassifier",
+    "domain": "DomainClassifier",
+    "fineweb-edu": "FineWebEduClassifier",
+}
+
 
 def build_stages(params: TextParams) -> list[Stage]:
     """The stages of one text run, cheapest first: decisions do not depend on the order
@@ -79,20 +142,50 @@ def build_stages(params: TextParams) -> list[Stage]:
     from stages.text.recipes import build_recipe, recipe_spec
 
     stages: list[Stage] = []
+    if params.source in ("cc", "warc"):
+        from stages.text.extract import HtmlExtractor
+
+        stages.append(HtmlExtractor(extractor=params.extractor))
     if params.clean:
         from stages.text.clean import TextCleaner
 
         stages.append(TextCleaner())
     filters = build_recipe(recipe_spec(params.filters))
-    for f in filters:
-        f.keep_score = params.keep_scores
+    scorers: list[Filter] = list(filters)  # what --keep-scores and --score-only apply to
     if filters:
         stages.append(FilterChain(filters))
     if params.languages:
         from stages.text.language import LanguageFilter
 
         backend = {"backend": params.language_backend, "model": params.language_model}
-        stages.append(LanguageFilter(languages=list(params.languages), **backend))
+        scorers.append(LanguageFilter(languages=list(params.languages), **backend))
+    if params.quality_model:
+        from stages.text.classifiers import FastTextQualityFilter
+
+        scorers.append(FastTextQualityFilter(params.quality_model))
+    stages += scorers[len(filters) :]
+    for f in scorers:
+        f.keep_score = params.keep_scores
+        f.score_only = params.score_only
+    return stages + _late_stages(params)
+
+
+def _late_stages(params: TextParams) -> list[Stage]:
+    """What runs on the filtered text: PII, decontamination, model classifiers."""
+    stages: list[Stage] = []
+    if params.pii != "off":
+        from stages.text.pii import PiiModifier
+
+        stages.append(PiiModifier(anonymize_action=params.pii))
+    if params.decontaminate:
+        from stages.text.decontaminate import TaskDecontamination
+
+        stages.append(TaskDecontamination(list(params.decontaminate)))
+    for entry in params.classifiers:
+        from stages.text import classifiers_hf
+
+        kind, _, folder = entry.partition("=")
+        stages.append(getattr(classifiers_hf, CLASSIFIERS[kind])(model_path=folder))
     return stages
 
 
@@ -113,9 +206,13 @@ def dedup_step(params: TextParams) -> Dedup | None:
     return Dedup(params.dedup, partitions=params.partitions, eps=0.01)
 
 
+SOURCE_FORMATS = {"cc": "warc", "warc": "warc", "wikipedia": "wikipedia", "arxiv": "arxiv"}
+
+
 def reader(params: TextParams) -> ShardReader:
+    warc = SOURCE_FORMATS.get(params.source) == "warc" or params.input.endswith(".warc.gz")
     return ShardReader(
-        text_field=params.text_field,
+        text_field=None if warc else params.text_field,
         id_field=params.id_field,
         storage_options=storage_options(),
         strict=params.strict,
@@ -127,9 +224,10 @@ TEXT = FlowSpec(
     TextParams,
     "Curate a text corpus: clean, filter, dedup.",
     reader=reader,
+    input_format=lambda params: SOURCE_FORMATS.get(params.source),
     stages=build_stages,
     dedup=dedup_step,
-    histograms=lambda params: params.keep_scores,
+    histograms=lambda params: params.keep_scores or params.score_only,
     asset="Curated text (Parquet) written by curate-text",
     cron="0 2 * * *",
     deployment={"filters": "default", "languages": ["en"], "dedup": "exact"},

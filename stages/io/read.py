@@ -38,7 +38,7 @@ __all__ = [
     "empty_quarantine",
 ]
 
-_NO_TEXT = ("webdataset", "files")  # formats whose rows never have a text column
+_NO_TEXT = ("webdataset", "files", "warc")  # formats whose rows never have a text column
 
 
 class ShardReader:

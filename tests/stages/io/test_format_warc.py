@@ -9,11 +9,11 @@ import zlib
 
 import aiohttp
 import pytest
-from test_download import serve
 
 from stages.io.errors import InputError
 from stages.io.read import ShardReader
 from stages.io.shards import plan_inputs, plan_shards
+from tests.http_server import serve
 
 ENGLISH = (
     "The history of the old town begins in the twelfth century, when farmers settled on the "
