@@ -622,7 +622,14 @@ def run_flow(spec: FlowSpec, params: FlowParams) -> dict:
 # --------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, tuple[FlowSpec, str]] = {}
-BUILTIN = ("flows.text", "flows.dedup", "flows.image", "flows.video", "flows.audio")
+BUILTIN = (
+    "flows.text",
+    "flows.dedup",
+    "flows.image",
+    "flows.video",
+    "flows.audio",
+    "flows.thresholds",
+)
 
 
 def register(spec: FlowSpec, module: str) -> None:

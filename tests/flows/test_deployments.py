@@ -35,6 +35,7 @@ def test_every_registered_flow_has_a_deployment_with_an_inactive_nightly_utc_sch
         "flows.image:curate_image",
         "flows.video:curate_video",
         "flows.audio:curate_audio",
+        "flows.thresholds:curate_apply_thresholds",
     }
     for spec in specs:
         deployment = deploy.to_deployment(spec)
