@@ -31,6 +31,7 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -162,14 +163,24 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict:
                 break
             time.sleep(SAMPLE_S)
         proc.wait()
-    stdout = out_path.read_bytes()
     wall = time.perf_counter() - t0
+    # Processes of the tree still alive after the side exited (NeMo's Xenna leaves Ray
+    # actors running, orphaned): killed, so that they take no CPU from the next run.
+    time.sleep(1.0)
+    orphans = [pid for pid in tree if pid in _proc_table() and pid != proc.pid]
+    for pid in orphans:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    stdout = out_path.read_bytes()
     if proc.returncode != 0:
         tail = log.read_text().strip().splitlines()[-5:]
         raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: " + " | ".join(tail))
     cpu = sum(cpu_seen.values())
     return {
         "wall_s": round(wall, 3),
+        "orphans_killed": len(orphans),
         "cpu_s": round(cpu, 2),
         "cpu_utilisation": round(cpu / wall, 3),
         "peak_rss_mb": round(peak_rss / 2**20, 1),

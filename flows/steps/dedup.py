@@ -15,8 +15,10 @@ reads only its own rows).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -34,6 +36,12 @@ from stages.io.fs import filesystem, read_parquet, write_bytes_atomic
 
 DedupMethod = Literal["exact", "fuzzy", "semantic", "phash"]
 EMBEDDING = "_embedding"
+# Rows up to which the global step runs in the driver on a local machine even when the
+# process pass used Ray: its tasks would each start a Ray worker process (about 3 s of
+# fixed cost on 2 cores) for work the driver does in a fraction of that. A cluster
+# (`RAY_ADDRESS`) and `CURATE_EXECUTOR=ray` always use Ray.
+INLINE_ROWS = {"exact": 2_000_000, "fuzzy": 250_000, "semantic": 100_000, "phash": 250_000}
+_ON_RAY: ContextVar[bool] = ContextVar("dedup_step_on_ray", default=True)
 # Columns the identify stage adds for the sidecars; never part of the staged rows.
 SIDECAR_COLUMNS = (
     "_hash",
@@ -196,17 +204,18 @@ class Dedup:
         keys = list(sidecars["keys"].values())
         docs = sidecars["docs"]
         start = time.perf_counter()
-        if uses_ray(len(keys)):  # else its tasks run here, as the one-shard pass did
+        on_ray = uses_ray(len(keys)) and (
+            rows_in > INLINE_ROWS.get(self.method, 0)
+            or os.environ.get("CURATE_EXECUTOR") == "ray"
+            or bool(os.environ.get("RAY_ADDRESS"))
+        )
+        if on_ray:  # else its tasks run here
             init_ray()
-        details: dict = {}
-        if self.method == "exact":
-            removed = _exact(self, keys, options)
-        elif self.method == "semantic":
-            removed, details["eps_table"] = _semantic(self, keys, docs, options)
-        elif self.method == "phash":
-            removed = _phash(self, keys, docs, options, details)
-        else:
-            removed = _fuzzy(self, keys, docs, texts_of, options, details)
+        token = _ON_RAY.set(on_ray)
+        try:
+            removed, details = self._find(keys, docs, texts_of, options)
+        finally:
+            _ON_RAY.reset(token)
         removed = removed.sort_by("_order")
         metrics = StageMetrics(
             self.name,
@@ -218,6 +227,18 @@ class Dedup:
         )
         metrics.removed_sample = removed.slice(0, 10).select(["id", "duplicate_of"]).to_pylist()
         return removed, metrics
+
+    def _find(self, keys, docs, texts_of, options) -> tuple[pa.Table, dict]:
+        details: dict = {}
+        if self.method == "exact":
+            removed = _exact(self, keys, options)
+        elif self.method == "semantic":
+            removed, details["eps_table"] = _semantic(self, keys, docs, options)
+        elif self.method == "phash":
+            removed = _phash(self, keys, docs, options, details)
+        else:
+            removed = _fuzzy(self, keys, docs, texts_of, options, details)
+        return removed, details
 
 
 @dataclass(frozen=True)
@@ -311,11 +332,11 @@ def _without(uri: str, orders: pa.Array, options) -> str:
 
 
 def remote(fn: Callable) -> Any:
-    """A task of the step: a Ray remote function (1 CPU) when the run uses Ray, else a
+    """A task of the step: a Ray remote function (1 CPU) when the step runs on Ray, else a
     stand-in whose `.remote()` runs it here at once (`gather` takes either result)."""
     from flows.runtime.engine import ray_running
 
-    if ray_running():
+    if ray_running() and _ON_RAY.get():
         import ray
 
         return ray.remote(num_cpus=1)(fn)
@@ -337,10 +358,10 @@ class _Done(NamedTuple):
 
 
 def put(value):
-    """`ray.put` when the run uses Ray; the value itself otherwise."""
+    """`ray.put` when the step runs on Ray; the value itself otherwise."""
     from flows.runtime.engine import ray_running
 
-    if ray_running():
+    if ray_running() and _ON_RAY.get():
         import ray
 
         return ray.put(value)
