@@ -42,8 +42,9 @@ class TextParams(FlowParams):
     )
     filters: str = Field(
         "default",
-        description="Heuristic filter recipe: a shipped one ('default' is NeMo Curator's "
-        "English recipe; 'none' filters nothing) or a YAML recipe file of your own.",
+        description="Heuristic filter recipe: default or english (NeMo Curator's English "
+        "recipe), non-english, code (NeMo's), fineweb (datatrove's FineWeb filters), none, "
+        "or a YAML recipe file of your own (copy one from stages/text/recipes/).",
     )
     score_only: bool = Field(
         False,
