@@ -4,7 +4,7 @@
 (`QualityClassifier`, `DomainClassifier`, `FineWebEduClassifier`, ...).
 
 fastText (Joulin et al., "Bag of Tricks for Efficient Text Classification", 2017) is read by
-the `fasttext` module (`fasttext-numpy2-wheel`, or `fasttext-predict` for prediction only).
+the `fasttext` module (`fasttext-numpy2`, a dependency of curate).
 Nothing is downloaded.
 """
 

@@ -259,8 +259,8 @@ class _FastTextModel:
             import fasttext
         except ImportError:
             raise ImportError(
-                "backend 'fasttext' needs the fasttext module: pip install fasttext-predict "
-                "(prediction only) or fasttext-numpy2-wheel"
+                "backend 'fasttext' needs the fasttext module (a dependency of curate): "
+                "pip install fasttext-numpy2, or fasttext-predict (prediction only)"
             ) from None
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such fastText model file")
@@ -351,7 +351,7 @@ class LanguageIdentifier(Stage):
       already set. Giving `low_accuracy` without `backend` selects lingua, as before.
     - "fasttext": a local fastText language-ID model file, `model=PATH` (lid.176.bin or
       .ftz, as NeMo Curator's `FastTextLangId`), read by the `fasttext` module
-      (`fasttext-predict` is enough), which is not a dependency of curate.
+      (`fasttext-numpy2`, a dependency of curate).
 
     The score is the probability of the language among the candidates: lingua's confidence
     value, py3langid's softmax, fastText's probability renormalised over the candidates;

@@ -3,6 +3,8 @@ kept as an option) and a fastText model given by path."""
 
 from __future__ import annotations
 
+import sys
+
 import pyarrow as pa
 import pytest
 
@@ -97,14 +99,9 @@ def test_fasttext_backend_needs_a_model_path():
         LanguageIdentifier(backend="fasttext").setup()
 
 
-def test_fasttext_backend_without_the_module_says_what_to_install(tmp_path):
-    try:
-        import fasttext  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the fasttext module is installed")
-    with pytest.raises(ImportError, match="fasttext-predict"):
+def test_fasttext_backend_without_the_module_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fasttext", None)  # an install without it
+    with pytest.raises(ImportError, match="fasttext-numpy2"):
         LanguageIdentifier(backend="fasttext", model=tmp_path / "lid.bin").setup()
 
 
@@ -124,9 +121,18 @@ def test_fasttext_backend_reads_a_local_model(tmp_path):
         pytest.skip("this fasttext build only predicts (fasttext-predict): cannot train a model")
     lines = [f"__label__{lang} {t}" for lang, ts in TRAINING.items() for t in ts] * 20
     (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
-    model = fasttext.train_supervised(
-        str(tmp_path / "train.txt"), epoch=50, lr=0.5, dim=16, minn=2, maxn=4, thread=1, seed=0
-    )
+    # fasttext-numpy2 0.10.4 now and then stops with "Encountered NaN" (about 1 run in 15
+    # with an n-gram bucket): train again with another seed.
+    for attempt in range(5):
+        try:
+            model = fasttext.train_supervised(
+                str(tmp_path / "train.txt"), epoch=50, lr=0.5, dim=16, minn=2, maxn=4,
+                thread=1, seed=attempt, verbose=0,
+            )  # fmt: skip
+            break
+        except RuntimeError:
+            if attempt == 4:
+                raise
     model.save_model(str(tmp_path / "lid.bin"))
 
     stage = LanguageIdentifier(languages=["en", "de", "fr"], backend="fasttext",
