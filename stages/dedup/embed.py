@@ -76,6 +76,8 @@ class TextEmbedder(Stage):
     embeddings do not depend on batch boundaries beyond float rounding (~1e-6).
     """
 
+    nemo_equivalent: ClassVar[str] = "EmbeddingCreatorStage"
+
     resources: ClassVar[Resources] = Resources(cpus=1.0, gpus=0.0)
 
     def __init__(

@@ -51,6 +51,9 @@ class ExactDedupHash(Stage):
     no effect on a binary column.
     """
 
+    nemo_equivalent: ClassVar[str] = "ExactDuplicateIdentification"
+    datatrove_equivalent: ClassVar[str] = "ExactDedupSignature"
+
     resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     def __init__(self, text_field: str = "text", normalize: bool = False, num_partitions: int = 64):

@@ -94,6 +94,9 @@ class MinhashDedupBuckets(Stage):
     """`band_buckets` as a stage: documents with `_order` and `_bands` in, one row per
     (document, band) out."""
 
+    nemo_equivalent: ClassVar[str] = "LSHStage"
+    datatrove_equivalent: ClassVar[str] = "MinhashDedupBuckets"
+
     resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     def process(self, batch: pa.Table) -> pa.Table:

@@ -564,6 +564,9 @@ class MinhashDedupSignature(Stage):
     document with NeMo's 20 x 13 bands.
     """
 
+    nemo_equivalent: ClassVar[str] = "MinHashStage"
+    datatrove_equivalent: ClassVar[str] = "MinhashDedupSignature"
+
     resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     def __init__(self, config: MinHashConfig = DEFAULT_CONFIG, text_field: str = "text"):

@@ -127,6 +127,8 @@ class ImageDecoder(Validator):
       Pillow's decompression bomb limit: ...` when `max_pixels` is above that limit.
     """
 
+    nemo_equivalent: ClassVar[str] = "ImageReaderStage"
+
     resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     def __init__(

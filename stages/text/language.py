@@ -436,6 +436,8 @@ class LanguageFilter(Filter):
     (ValueError).
     """
 
+    datatrove_equivalent: ClassVar[str] = "LanguageFilter"
+
     resources: ClassVar[Resources] = LanguageIdentifier.resources
 
     def __init__(

@@ -69,6 +69,8 @@ class VideoProbe(Validator):
     two off, never a tenth).
     """
 
+    nemo_equivalent: ClassVar[str] = "VideoReaderStage"
+
     resources: ClassVar[Resources] = Resources(cpus=1.0)
     batch_size: ClassVar[int | None] = 1
 

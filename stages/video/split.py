@@ -105,6 +105,8 @@ class TransNetV2ClipExtractionStage(_ClipSplitter):
     else on CPU; `windows_per_batch` (default 1 on CPU, 8 on GPU) windows per model call.
     """
 
+    nemo_equivalent: ClassVar[str] = "TransNetV2ClipExtractionStage"
+
     resources: ClassVar[Resources] = Resources(cpus=1.0)
     batch_size: ClassVar[int | None] = 1
 
@@ -263,6 +265,8 @@ class FixedStrideExtractorStage(_ClipSplitter):
     clip length, no overlap), NeMo Curator's fixed-stride splitter; a last clip shorter
     than `min_clip_length_s` is dropped; `limit_clips` > 0 caps the clips per video. Needs
     no decoding: the probe's duration and frame rate give the spans."""
+
+    nemo_equivalent: ClassVar[str] = "FixedStrideExtractorStage"
 
     def __init__(
         self,

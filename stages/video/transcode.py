@@ -39,6 +39,8 @@ class ClipTranscodingStage(Stage):
     """See the module doc. `encoder_threads`: threads per encoder (1: workers, not
     threads, use the cores); `crf` and `preset` pass to x264 / x265-style encoders."""
 
+    nemo_equivalent: ClassVar[str] = "ClipTranscodingStage"
+
     resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     def __init__(
