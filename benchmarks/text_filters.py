@@ -1,4 +1,4 @@
-"""Benchmark: our default English heuristic chain against NeMo Curator's, side by side.
+"""Benchmark: our English heuristic filters against NeMo Curator's and datatrove's, side by side.
 
 Builds (or reuses from `.bench-cache/`) a corpus of at least 100k documents from
 `benchmarks.corpus` (real documentation sections plus junk), then on one core each:
@@ -10,10 +10,15 @@ Builds (or reuses from `.bench-cache/`) a corpus of at least 100k documents from
 - NeMo Curator's: `benchmarks/nemo_side.py` in NeMo Curator's venv (`.bench-venvs/nemo`),
   the same recipe with their `DocumentFilter` classes, document by document;
 
-and compares the decisions per document. Prints one JSON object and exits 0.
+and compares the decisions per document. In the same run (unless `--no-datatrove`), our
+`GopherRepetitionFilter`, `GopherQualityFilter` and `C4QualityFilter` (datatrove's names and
+defaults) against datatrove's own in its venv (`.bench-venvs/datatrove`,
+`benchmarks/peers/datatrove_filters_side.py`), each alone and the three together, on the
+same documents: docs/s, CPU seconds, and the keep/drop decision of every document. Prints
+one JSON object and exits 0.
 
     .venv/bin/python benchmarks/text_filters.py [--documents 100000] [--nemo-docs N]
-        [--scale 10] [--batch-rows 10000]
+        [--no-nemo] [--datatrove-docs N] [--no-datatrove] [--scale 10] [--batch-rows 10000]
 
 See benchmarks/README.md for what each field means.
 """
@@ -60,6 +65,17 @@ NEMO_VENV_HELP = (
     "NeMo Curator's venv is missing; create it with:\n"
     "  python3 -m venv .bench-venvs/nemo && "
     ".bench-venvs/nemo/bin/pip install -c .ci/constraints.txt nemo-curator"
+)
+DATATROVE_PYTHON = ROOT / ".bench-venvs" / "datatrove" / "bin" / "python"
+DATATROVE_SIDE = Path(__file__).resolve().parent / "peers" / "datatrove_filters_side.py"
+# datatrove's names; the order is its FineWeb pipeline's (examples/fineweb.py), so C4's
+# rewrite of the text it keeps comes last and changes no other filter's decision.
+DATATROVE_FILTERS = ("GopherRepetitionFilter", "GopherQualityFilter", "C4QualityFilter")
+TOGETHER = "together"
+DATATROVE_VENV_HELP = (
+    "datatrove's venv is missing; create it with:\n"
+    "  python3 -m venv .bench-venvs/datatrove && .bench-venvs/datatrove/bin/pip install "
+    "-c .ci/constraints.txt 'datatrove[processing,io]' spacy"
 )
 
 
@@ -273,6 +289,266 @@ def _nemo_subprocess(
     return result
 
 
+# --- datatrove's Gopher and C4 filters, side by side ---------------------------------------
+
+
+def _read_batches(corpus: Path, limit: int | None, batch_rows: int) -> list:
+    """The first `limit` rows of `corpus` (all without a limit) as contiguous Arrow tables
+    of at most `batch_rows` rows, as our streaming reader hands them to the filters."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
+    read_options = pj.ReadOptions(block_size=1 << 24, use_threads=False)
+    parse_options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    record_batches, rows = [], 0
+    for record_batch in pj.open_json(
+        corpus, read_options=read_options, parse_options=parse_options
+    ):
+        if limit is not None and rows + record_batch.num_rows >= limit:
+            record_batches.append(record_batch.slice(0, limit - rows))
+            break
+        record_batches.append(record_batch)
+        rows += record_batch.num_rows
+    table = pa.Table.from_batches(record_batches, schema=schema)
+    return [
+        table.slice(start, batch_rows).combine_chunks()
+        for start in range(0, table.num_rows, batch_rows)
+    ]
+
+
+def run_ours_peer(
+    corpus: Path, names: list[str], limit: int | None, decisions: Path, batch_rows: int
+) -> dict:
+    """Our filters of datatrove's names (`stages.text.filters`, default arguments), in
+    `names`' order, over the first `limit` documents: one `FilterChain` per Arrow batch, a
+    document leaving at the first filter that drops it. Only `FilterChain.run` is timed;
+    datatrove's reason for each dropped document is worked out after the clock stops."""
+    import pyarrow as pa
+
+    import stages.text.filters as filters
+    from stages.base import FilterChain
+
+    unknown = [n for n in names if n not in DATATROVE_FILTERS]
+    if unknown:
+        raise SystemExit(f"unknown filters {unknown}; choose from {list(DATATROVE_FILTERS)}")
+    steps = [getattr(filters, name)() for name in names]
+    chain = FilterChain(steps, sample_size=0, track_removed=True)
+    chain.setup()
+    batches = _read_batches(corpus, limit, batch_rows)
+
+    cpu = [0.0] * len(steps)
+    removed: list[list] = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for batch in batches:
+        _, records = chain.run(batch)
+        for i, record in enumerate(records):
+            cpu[i] += record["cpu_seconds"]
+        removed.append([record["removed_rows"] for record in records])
+    total_cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+
+    # After the clock: who dropped each document and datatrove's reason for it.
+    documents = text_bytes = 0
+    rejected = [0] * len(steps)
+    with open(decisions, "w", encoding="utf-8") as out:
+        for batch, per_step in zip(batches, removed, strict=True):
+            verdict: dict[int, tuple[str, str | None]] = {}
+            for i, (step, rows) in enumerate(zip(steps, per_step, strict=True)):
+                rejected[i] += len(rows)
+                if len(rows):
+                    scores, _ = step.mask(batch.take(pa.array(rows)))
+                    for row, reason in zip(rows, step.reason(scores), strict=True):
+                        verdict[int(row)] = (names[i], reason)
+            for k, doc_id in enumerate(batch["id"].to_pylist()):
+                by, reason = verdict.get(k, (None, None))
+                row = {"id": doc_id, "kept": by is None, "rejected_by": by, "reason": reason}
+                out.write(json.dumps(row) + "\n")
+            documents += batch.num_rows
+            text_bytes += sum(len(t.encode("utf-8")) for t in batch["text"].to_pylist() if t)
+    return {
+        "documents": documents,
+        "kept": documents - sum(rejected),
+        "text_bytes": text_bytes,
+        "cpu_s": total_cpu,
+        "wall_s": wall,
+        "docs_per_s": documents / total_cpu if total_cpu else None,
+        "wall_docs_per_s": documents / wall if wall else None,
+        "mb_per_s": text_bytes / 1e6 / total_cpu if total_cpu else None,
+        "batches": len(batches),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "per_filter": {
+            name: {"seconds": round(c, 4), "rejected": n}
+            for name, c, n in zip(names, cpu, rejected, strict=True)
+        },
+    }
+
+
+def _peer_sides(corpus: Path, names: list[str], limit: int | None, batch_rows: int, key: str):
+    """One measurement, ours then datatrove's, each in a fresh process (cold caches on both
+    sides): (ours, datatrove, our decisions, datatrove's decisions)."""
+    env = {**os.environ, **SINGLE_THREAD, "PYTHONHASHSEED": HASH_SEED}
+    ours_decisions = CACHE / f"decisions-datatrove-{key}-ours.jsonl"
+    peer_decisions = CACHE / f"decisions-datatrove-{key}-datatrove.jsonl"
+    ours_timing = CACHE / f"ours-peer-timing-{os.getpid()}.json"
+    peer_timing = CACHE / f"datatrove-timing-{os.getpid()}.json"
+    limit_args = ["--limit", str(limit)] if limit is not None else []
+    ours_cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--run-ours-peer",
+        ",".join(names),
+        "--peer-input",
+        str(corpus),
+        "--decisions-out",
+        str(ours_decisions),
+        "--timing-out",
+        str(ours_timing),
+        "--batch-rows",
+        str(batch_rows),
+        *(["--peer-limit", str(limit)] if limit is not None else []),
+    ]
+    peer_cmd = [
+        str(DATATROVE_PYTHON),
+        str(DATATROVE_SIDE),
+        "--input",
+        str(corpus),
+        "--filters",
+        ",".join(names),
+        "--decisions",
+        str(peer_decisions),
+        "--result",
+        str(peer_timing),
+        *limit_args,
+    ]
+    subprocess.run(ours_cmd, check=True, env=env, cwd=ROOT)
+    subprocess.run(peer_cmd, check=True, env=env, cwd=CACHE)
+    ours, peer = json.loads(ours_timing.read_text()), json.loads(peer_timing.read_text())
+    ours_timing.unlink()
+    peer_timing.unlink()
+    return ours, peer, ours_decisions, peer_decisions
+
+
+def compare_peer(ours_path: Path, peer_path: Path, examples: int = 3) -> dict:
+    """Per document, our keep/drop against datatrove's (both files list the same ids in
+    the same order); among documents both drop, how often the filter or reason differs."""
+    kinds: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    samples: list[dict] = []
+    total = same = both_drop = reason_mismatches = 0
+    with open(ours_path) as ours_file, open(peer_path) as peer_file:
+        for ours_line, peer_line in zip(ours_file, peer_file, strict=True):
+            ours, peer = json.loads(ours_line), json.loads(peer_line)
+            if ours["id"] != peer["id"]:
+                raise ValueError(
+                    f"decisions out of step: ours {ours['id']}, datatrove {peer['id']}"
+                )
+            total += 1
+            if ours["kept"] == peer["kept"]:
+                same += 1
+                if not ours["kept"]:
+                    both_drop += 1
+                    mine = (ours["rejected_by"], ours["reason"])
+                    reason_mismatches += mine != (peer["rejected_by"], peer["reason"])
+                continue
+            kind = "datatrove_only_rejects" if ours["kept"] else "ours_only_rejects"
+            dropped = peer if ours["kept"] else ours
+            kinds[kind] += 1
+            by_reason[f"{dropped['rejected_by']}: {dropped['reason']} ({kind})"] += 1
+            if len(samples) < examples:
+                samples.append(
+                    {
+                        "id": ours["id"],
+                        "ours": ours["reason"] or ours["rejected_by"] or "kept",
+                        "datatrove": peer["reason"] or peer["rejected_by"] or "kept",
+                    }
+                )
+    return {
+        "compared": total,
+        "agreement": same / total if total else None,
+        "disagreements": total - same,
+        "disagreements_by_kind": dict(kinds),
+        "disagreements_by_reason": dict(by_reason.most_common()),
+        "both_reject": both_drop,
+        "reason_mismatches": reason_mismatches,
+        "disagreement_examples": samples,
+    }
+
+
+def _add_excerpts(corpus: Path, samples: list[dict], chars: int = 160) -> None:
+    """Give each example the start of its text (the corpus is read once, after the runs)."""
+    wanted = {s["id"]: s for s in samples}
+    if not wanted:
+        return
+    with open(corpus, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row["id"] in wanted:
+                wanted.pop(row["id"])["text_start"] = row["text"][:chars]
+                if not wanted:
+                    return
+
+
+def _peer_summary(side: dict) -> dict:
+    keys = (
+        "documents",
+        "kept",
+        "docs_per_s",
+        "wall_docs_per_s",
+        "mb_per_s",
+        "cpu_s",
+        "wall_s",
+        "peak_rss_mb",
+        "setup_s",
+        "per_filter",
+    )
+    return {k: side[k] for k in keys if k in side}
+
+
+def datatrove_comparison(corpus: Path, limit: int | None, batch_rows: int) -> dict | None:
+    """datatrove's `GopherRepetitionFilter`, `GopherQualityFilter` and `C4QualityFilter`
+    against ours of the same names, each alone and the three together, on the same
+    documents; None (with how to create it) when datatrove's venv is missing."""
+    if not DATATROVE_PYTHON.exists():
+        print(DATATROVE_VENV_HELP, file=sys.stderr)
+        return None
+    runs = [([name], name) for name in DATATROVE_FILTERS]
+    runs.append((list(DATATROVE_FILTERS), TOGETHER))
+    report: dict = {"engine": None, "documents": None, "order": list(DATATROVE_FILTERS)}
+    results: dict = {}
+    for names, key in runs:
+        ours, peer, ours_path, peer_path = _peer_sides(corpus, names, limit, batch_rows, key)
+        comparison = compare_peer(ours_path, peer_path)
+        _add_excerpts(corpus, comparison["disagreement_examples"])
+        report["engine"] = peer["engine"]
+        report["documents"] = peer["documents"]
+        results[key] = {
+            "ours": _peer_summary(ours),
+            "datatrove": _peer_summary(peer),
+            "speedup": (
+                ours["docs_per_s"] / peer["docs_per_s"]
+                if ours["docs_per_s"] and peer["docs_per_s"]
+                else None
+            ),
+        } | comparison
+        print(
+            f"datatrove {key}: ours {ours['docs_per_s'] or 0:.0f} docs/s, "
+            f"datatrove {peer['docs_per_s'] or 0:.0f} docs/s, "
+            f"{comparison['disagreements']} disagreements",
+            file=sys.stderr,
+        )
+    report["summary"] = {
+        key: {
+            "ours_docs_per_s": r["ours"]["docs_per_s"],
+            "datatrove_docs_per_s": r["datatrove"]["docs_per_s"],
+            "speedup": r["speedup"],
+            "disagreements": r["disagreements"],
+        }
+        for key, r in results.items()
+    }
+    report["filters"] = results
+    return report
+
+
 # --- comparison ---------------------------------------------------------------------------
 
 
@@ -376,11 +652,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--documents", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nemo-docs", type=int, default=None, help="NeMo on the first N only")
-    parser.add_argument("--no-nemo", action="store_true", help="report our side only")
+    parser.add_argument("--no-nemo", action="store_true", help="skip NeMo Curator's side")
     parser.add_argument(
         "--nemo-seed-check",
         action="store_true",
         help="run NeMo again under PYTHONHASHSEED=1 and report how far its own decisions move",
+    )
+    parser.add_argument(
+        "--no-datatrove",
+        action="store_true",
+        help="skip the comparison with datatrove's Gopher and C4 filters",
+    )
+    parser.add_argument(
+        "--datatrove-docs", type=int, default=None, help="datatrove comparison on the first N only"
     )
     parser.add_argument("--scale", type=int, default=None, help="also stream SCALE x documents")
     parser.add_argument("--batch-rows", type=int, default=10_000)
@@ -389,10 +673,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--decisions-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
+    # Internal: our side of the datatrove comparison.
+    parser.add_argument("--run-ours-peer", help=argparse.SUPPRESS)
+    parser.add_argument("--peer-input", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--peer-limit", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.run_ours:
         result = run_ours(args.run_ours, args.decisions_out, args.batch_rows, args.repeat)
+        args.timing_out.write_text(json.dumps(result))
+        return 0
+    if args.run_ours_peer:
+        names = [n for n in args.run_ours_peer.split(",") if n]
+        result = run_ours_peer(
+            args.peer_input, names, args.peer_limit, args.decisions_out, args.batch_rows
+        )
         args.timing_out.write_text(json.dumps(result))
         return 0
 
@@ -414,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         "agreement": None,
         "disagreements_by_filter": None,
         "scale_10": None,
+        "datatrove": None,
     }
     if nemo:
         report["speedup"] = ours["docs_per_s"] / nemo["docs_per_s"]
@@ -429,6 +725,8 @@ def main(argv: list[str] | None = None) -> int:
         report["nemo_hash_seed_check"] = hash_seed_check(
             ours_decisions, nemo_decisions, seed1_decisions
         )
+    if not args.no_datatrove:
+        report["datatrove"] = datatrove_comparison(corpus, args.datatrove_docs, args.batch_rows)
     if args.scale and args.scale > 1:
         scaled = _ours_subprocess(corpus, None, args.batch_rows, args.scale)
         ratio = scaled["peak_rss_mb"] / ours["peak_rss_mb"]
