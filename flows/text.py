@@ -19,8 +19,8 @@ from flows.runtime.params import FlowParams
 from flows.runtime.storage import storage_options
 from flows.steps.dedup import Dedup
 from stages.base import Filter, FilterChain, Stage
-from stages.dedup.minhash import MinHashConfig
 from stages.io.read import ShardReader
+from stages.io.shards import Shard
 
 
 class TextParams(FlowParams):
@@ -93,7 +93,8 @@ class TextParams(FlowParams):
     classifiers: list[str] = Field(
         default_factory=list,
         description="Hugging Face classifiers from local folders, KIND=FOLDER, "
-        "comma-separated; KIND is quality, domain or fineweb-edu. Each adds its columns.",
+        "comma-separated; KIND is quality, domain, multilingual-domain or fineweb-edu. Each "
+        "adds its columns.",
     )
     text_field: str = Field("text", description="Input field holding the document text.")
     partitions: int = Field(16, ge=1, description="Hash partitions of the dedup step.")
@@ -121,20 +122,11 @@ class TextParams(FlowParams):
     @field_validator("classifiers")
     @classmethod
     def _known_classifiers(cls, entries: list[str]) -> list[str]:
+        from stages.text.classifiers_hf import classifier_from_spec
+
         for entry in entries:
-            kind, eq, folder = entry.partition("=")
-            if not eq or kind not in CLASSIFIERS or not folder:
-                raise ValueError(
-                    f"classifier {entry!r}: expected KIND=FOLDER, KIND one of {sorted(CLASSIFIERS)}"
-                )
+            classifier_from_spec(entry, build=False)
         return entries
-
-
-CLASSIFIERS = {
-    "quality": "QualityClassifier",
-    "domain": "DomainClassifier",
-    "fineweb-edu": "FineWebEduClassifier",
-}
 
 
 def build_stages(params: TextParams) -> list[Stage]:
@@ -182,11 +174,10 @@ def _late_stages(params: TextParams) -> list[Stage]:
         from stages.text.decontaminate import TaskDecontamination
 
         stages.append(TaskDecontamination(list(params.decontaminate)))
-    for entry in params.classifiers:
-        from stages.text import classifiers_hf
+    if params.classifiers:
+        from stages.text.classifiers_hf import classifier_from_spec
 
-        kind, _, folder = entry.partition("=")
-        stages.append(getattr(classifiers_hf, CLASSIFIERS[kind])(model_path=folder))
+        stages += [classifier_from_spec(entry) for entry in params.classifiers]
     return stages
 
 
@@ -197,12 +188,15 @@ def dedup_step(params: TextParams) -> Dedup | None:
     if params.dedup == "none":
         return None
     if params.dedup == "fuzzy":
+        from flows.dedup import PRESETS
+
+        minhash, verify, clustering = PRESETS["high_recall"]
         return Dedup(
             "fuzzy",
             partitions=params.partitions,
-            minhash=MinHashConfig.high_recall(),
-            verify="exact",
-            clustering="centers",
+            minhash=minhash,
+            verify=verify,
+            clustering=clustering,
         )
     return Dedup(params.dedup, partitions=params.partitions, eps=0.01)
 
@@ -210,8 +204,15 @@ def dedup_step(params: TextParams) -> Dedup | None:
 SOURCE_FORMATS = {"cc": "warc", "warc": "warc", "wikipedia": "wikipedia", "arxiv": "arxiv"}
 
 
+def check_source(params: TextParams, shards: list[Shard]) -> None:
+    """Before any work: WARC files hold HTML, which only `--source warc` extracts."""
+    warc = next((s.uri for s in shards if s.format == "warc"), None)
+    if warc and SOURCE_FORMATS.get(params.source) != "warc":
+        raise ValueError(f"{warc} is a WARC file: add --source warc to extract its pages")
+
+
 def reader(params: TextParams) -> ShardReader:
-    warc = SOURCE_FORMATS.get(params.source) == "warc" or params.input.endswith(".warc.gz")
+    warc = SOURCE_FORMATS.get(params.source) == "warc"
     return ShardReader(
         text_field=None if warc else params.text_field,
         id_field=params.id_field,
@@ -226,6 +227,7 @@ TEXT = FlowSpec(
     "Curate a text corpus: clean, filter, dedup.",
     reader=reader,
     input_format=lambda params: SOURCE_FORMATS.get(params.source),
+    check=check_source,
     stages=build_stages,
     dedup=dedup_step,
     histograms=lambda params: params.keep_scores or params.score_only,

@@ -724,3 +724,23 @@ class FineWebNemotronEduClassifier(FineWebEduClassifier):
         kwargs.setdefault("float_score_column", "fineweb-nemotron-edu-score-float")
         kwargs.setdefault("int_score_column", "fineweb-nemotron-edu-score-int")
         super().__init__(model_path, **kwargs)
+
+
+# `KIND=FOLDER` as the text flow's `--classifiers` takes it: kind -> class name.
+CLASSIFIER_KINDS = {
+    "quality": "QualityClassifier",
+    "domain": "DomainClassifier",
+    "multilingual-domain": "MultilingualDomainClassifier",
+    "fineweb-edu": "FineWebEduClassifier",
+}
+
+
+def classifier_from_spec(spec: str, build: bool = True):
+    """The classifier `KIND=FOLDER` names (`quality=models/quality-deberta`), built unless
+    `build` is False (then only checked); ValueError naming the kinds otherwise."""
+    kind, eq, folder = spec.partition("=")
+    if not eq or kind not in CLASSIFIER_KINDS or not folder:
+        raise ValueError(
+            f"classifier {spec!r}: expected KIND=FOLDER, KIND one of {sorted(CLASSIFIER_KINDS)}"
+        )
+    return globals()[CLASSIFIER_KINDS[kind]](model_path=folder) if build else None

@@ -92,3 +92,23 @@ def test_an_arxiv_tarball_over_http(tmp_path):
     assert not any("\\newcommand" in t or "% really" in t for t in texts)  # macros, comments
     assert "Prices rose by 50\\%" in texts[0]
     assert summary["report"]["rows_quarantined"] == 1  # the malformed paper archive
+
+
+def test_a_warc_file_without_source_warc_is_refused_before_any_work(tmp_path):
+    import pytest
+
+    (tmp_path / "crawl.warc.gz").write_bytes(_crawl())
+    params = TextParams(input=str(tmp_path / "crawl.warc.gz"), output=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="is a WARC file: add --source warc"):
+        run_text(params)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.parquet"))
+
+
+def test_classifier_options_name_the_kinds():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="KIND one of"):
+        TextParams(input="x", output="y", classifiers=["toxicity=models/t"])
+    params = TextParams(input="x", output="y", classifiers=["fineweb-edu=models/edu"])
+    assert params.classifiers == ["fineweb-edu=models/edu"]
