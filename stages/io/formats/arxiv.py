@@ -46,6 +46,7 @@ from typing import Literal
 import pyarrow as pa
 
 from stages.io.formats.base import Format
+from stages.io.formats.webdataset import ends_inside_a_header
 from stages.io.fs import filesystem
 from stages.io.quarantine import RAW_BYTES, Record
 from stages.io.rows import ReadResult, assemble
@@ -103,7 +104,7 @@ class ArxivFormat(Format):
                     done = number
                     if rows.full():
                         yield rows.flush()
-                broken = _ends_inside_a_header(tar)
+                broken = ends_inside_a_header(tar)
             except _TAR_ERRORS as err:
                 broken = str(err) or type(err).__name__
             if broken is not None:
@@ -290,17 +291,6 @@ def _looks_like_tar(data: bytes) -> bool:
     except ValueError:
         return False
     return stored == sum(header[:148]) + 8 * 32 + sum(header[156:])
-
-
-def _ends_inside_a_header(tar: tarfile.TarFile) -> str | None:
-    """tarfile ends a stream silently when it is cut inside or before a member header; a
-    complete tar has at least one 512-byte end block after its last member."""
-    stream = tar.fileobj
-    while stream.read(1 << 20):
-        pass
-    if stream.pos - tar.offset < _BLOCK:
-        return "ends inside a member header, without the end-of-archive blocks"
-    return None
 
 
 class _Rows:

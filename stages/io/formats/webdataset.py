@@ -68,7 +68,7 @@ class WebDatasetFormat(Format):
                         rows.add(sample)
                     if rows.full():
                         yield rows.flush()
-                broken = _ends_inside_a_header(tar)
+                broken = ends_inside_a_header(tar)
             except _TAR_ERRORS as err:
                 broken = str(err) or type(err).__name__
             samples.finish(broken)
@@ -204,7 +204,7 @@ def _check(ext: str, data: bytes) -> str | None:
     return None
 
 
-def _ends_inside_a_header(tar: tarfile.TarFile) -> str | None:
+def ends_inside_a_header(tar: tarfile.TarFile) -> str | None:
     """tarfile ends a stream silently when it is cut inside or before a member header; a
     complete tar has at least one 512-byte end block after its last member."""
     stream = tar.fileobj

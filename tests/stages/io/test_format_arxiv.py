@@ -4,12 +4,9 @@ with the reason while the rest of the tarball is read."""
 
 from __future__ import annotations
 
-import functools
 import gzip
 import io
 import tarfile
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -18,6 +15,7 @@ from stages.io.formats.arxiv import ArxivFormat, arxiv_id
 from stages.io.read import ShardReader
 from stages.io.shards import plan_inputs
 from stages.text import latex
+from tests.http_server import serve
 
 MAIN = r"""\documentclass{article}
 \usepackage{amsmath}
@@ -288,27 +286,13 @@ def test_latex_helpers():
     assert latex.expand_macros("\\x and \\xy", nested) == "Y and \\xy"
 
 
-@pytest.fixture
-def http_folder(tmp_path):
-    """`tmp_path` served over HTTP on 127.0.0.1; yields the base URL."""
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=tmp_path))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-def test_a_tarball_is_read_over_http(tmp_path, http_folder):
+def test_a_tarball_is_read_over_http(tmp_path):
     _tarball(tmp_path / "arXiv_src_2301_001.tar", PAPERS)
-    url = f"{http_folder}/arXiv_src_2301_001.tar"
-    result = _read(url)
+    with serve(
+        {"/arXiv_src_2301_001.tar": (tmp_path / "arXiv_src_2301_001.tar").read_bytes()}
+    ) as server:
+        url = server.url("/arXiv_src_2301_001.tar")
+        result = _read(url)
     assert result.table.column("id").to_pylist() == ["2301.00001", "2301.00002"]
     assert set(result.table.column("source").to_pylist()) == {url}
     assert "\\section{Method}" in result.table.column("text")[0].as_py()

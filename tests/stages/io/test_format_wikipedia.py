@@ -5,9 +5,6 @@ quarantined with the reason."""
 from __future__ import annotations
 
 import bz2
-import functools
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,6 +13,7 @@ from stages.io.formats import format_of
 from stages.io.formats.wikipedia import WikipediaFormat
 from stages.io.read import ShardReader
 from stages.io.shards import plan_inputs
+from tests.http_server import serve
 
 ADA = """{{Infobox person|name=Ada Lovelace|birth_date=1815}}
 '''Ada Lovelace''' was an English [[mathematician]] and [[Writer|writer]].<ref>{{cite web\
@@ -278,27 +276,11 @@ def test_batches_of_about_batch_bytes(tmp_path):
     assert ids == [str(100 + i) for i in range(12)]
 
 
-@pytest.fixture
-def http_folder(tmp_path):
-    """`tmp_path` served over HTTP on 127.0.0.1; yields the base URL."""
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=tmp_path))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-def test_a_dump_is_read_over_http(tmp_path, http_folder):
+def test_a_dump_is_read_over_http(tmp_path):
     _write(tmp_path / "dewiki.xml.bz2", _dump(PAGES))
-    url = f"{http_folder}/dewiki.xml.bz2"
-    result = _read(url)
+    with serve({"/dewiki.xml.bz2": (tmp_path / "dewiki.xml.bz2").read_bytes()}) as server:
+        url = server.url("/dewiki.xml.bz2")
+        result = _read(url)
     assert result.table.column("id").to_pylist() == ["12", "14", "16"]
     assert set(result.table.column("source").to_pylist()) == {url}
     engine = result.table.column("text")[2].as_py()
