@@ -16,11 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from stages.base import Filter, Stage, text_column
+from stages.base import Stage, text_column
 from stages.text.filters.score_fields import (
-    describe_with_reasons,
-    first_reasons,
-    passes_all,
+    RuleFilter,
     score_fields,
     struct_scores,
 )
@@ -113,7 +111,7 @@ def read_badwords(path: str | os.PathLike) -> re.Pattern:
     return re.compile(rf"(?:\W|^)({alternatives})(?:\W|$)")
 
 
-class C4QualityFilter(Filter):
+class C4QualityFilter(RuleFilter):
     """C4's page rules (Raffel et al. 2020, section 2.2) as datatrove's `C4QualityFilter`
     applies them: same arguments, defaults and order.
 
@@ -210,16 +208,6 @@ class C4QualityFilter(Filter):
             ("too_few_sentences", f["num_sentences"] < self.min_num_sentences),
             ("badwords", page_rule == "badwords"),
         ]
-
-    def keep(self, scores) -> np.ndarray:
-        return passes_all(self.failures(scores))
-
-    def reason(self, scores) -> list[str | None]:
-        """Per row, the reason for the first page rule it fails (None when kept)."""
-        return first_reasons(self.failures(scores))
-
-    def describe_removed(self, rows: pa.Table, limit: int) -> list[dict]:
-        return describe_with_reasons(self, rows, limit)
 
 
 class C4LineRemover(Stage):

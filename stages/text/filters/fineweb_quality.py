@@ -7,13 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from stages.base import Filter, text_column
+from stages.base import text_column
 from stages.text.filters.gopher_repetition import duplicates
 from stages.text.filters.punctuation_marks import TERMINAL_PUNCTUATION
 from stages.text.filters.score_fields import (
-    describe_with_reasons,
-    first_reasons,
-    passes_all,
+    RuleFilter,
     score_fields,
     struct_scores,
 )
@@ -23,7 +21,7 @@ from stages.text.filters.words import TextBytes
 FIELDS = ["lines", "line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio"]
 
 
-class FineWebQualityFilter(Filter):
+class FineWebQualityFilter(RuleFilter):
     """FineWeb's own quality rules (Penedo et al. 2024, "The FineWeb datasets", section
     3.5) as datatrove's `FineWebQualityFilter` applies them: same arguments, defaults and
     order. Lines are the text split at "\\n", blank ones left out (not stripped).
@@ -109,13 +107,3 @@ class FineWebQualityFilter(Filter):
             ("char_dup_ratio", f["char_dup_ratio"] > self.char_duplicates_ratio),
             ("list_ratio", f["list_ratio"] > self.new_line_ratio),
         ]
-
-    def keep(self, scores) -> np.ndarray:
-        return passes_all(self.failures(scores))
-
-    def reason(self, scores) -> list[str | None]:
-        """Per row, datatrove's reason for the first rule it fails (None when kept)."""
-        return first_reasons(self.failures(scores))
-
-    def describe_removed(self, rows: pa.Table, limit: int) -> list[dict]:
-        return describe_with_reasons(self, rows, limit)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from stages.base import Filter, text_column
+from stages.base import text_column
 from stages.text.filters.punctuation_marks import GOPHER_PUNCTUATION
 from stages.text.filters.score_fields import (
-    describe_with_reasons,
-    first_reasons,
-    passes_all,
+    RuleFilter,
     score_fields,
     struct_scores,
 )
@@ -54,7 +52,7 @@ def _gopher_stats(text: str, stop_words: frozenset[str]) -> tuple:
     )
 
 
-class GopherQualityFilter(Filter):
+class GopherQualityFilter(RuleFilter):
     """Gopher's quality rules (Rae et al. 2021, appendix A.1.1) as datatrove's
     `GopherQualityFilter` applies them: same arguments, defaults and order of rules. Words
     are English tokens as datatrove's spaCy tokenizer cuts them (`word_tokens`:
@@ -172,13 +170,3 @@ class GopherQualityFilter(Filter):
             f["stop_words"] < (self.min_stop_words or 0),
         )
         return checks
-
-    def keep(self, scores) -> np.ndarray:
-        return passes_all(self.failures(scores))
-
-    def reason(self, scores) -> list[str | None]:
-        """Per row, datatrove's reason for the first rule it fails (None when kept)."""
-        return first_reasons(self.failures(scores))
-
-    def describe_removed(self, rows: pa.Table, limit: int) -> list[dict]:
-        return describe_with_reasons(self, rows, limit)

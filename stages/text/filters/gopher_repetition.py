@@ -9,11 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from stages.base import Filter, text_column
+from stages.base import text_column
 from stages.text.filters.score_fields import (
-    describe_with_reasons,
-    first_reasons,
-    passes_all,
+    RuleFilter,
     score_fields,
     struct_scores,
 )
@@ -80,7 +78,7 @@ def _pairs(value, name: str) -> tuple[tuple[int, float], ...]:
     return pairs
 
 
-class GopherRepetitionFilter(Filter):
+class GopherRepetitionFilter(RuleFilter):
     """Gopher's repetition rules (Rae et al. 2021, table A1) as datatrove's
     `GopherRepetitionFilter` applies them: same arguments, defaults and order.
 
@@ -182,13 +180,3 @@ class GopherRepetitionFilter(Filter):
         checks: list[tuple[str, np.ndarray]] = [("empty", f["chars"] == 0)]
         checks += [(name, f[name] > limit) for name, limit in limits if limit]
         return checks
-
-    def keep(self, scores) -> np.ndarray:
-        return passes_all(self.failures(scores))
-
-    def reason(self, scores) -> list[str | None]:
-        """Per row, datatrove's reason for the first rule it fails (None when kept)."""
-        return first_reasons(self.failures(scores))
-
-    def describe_removed(self, rows: pa.Table, limit: int) -> list[dict]:
-        return describe_with_reasons(self, rows, limit)

@@ -16,13 +16,11 @@ per row, and `describe_with_reasons` adds it to the run report's samples of remo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-if TYPE_CHECKING:
-    from stages.base import Filter
+from stages.base import Filter
 
 
 def struct_scores(fields: Mapping[str, np.ndarray | list]) -> pa.StructArray:
@@ -72,11 +70,28 @@ def first_reasons(failures: list[tuple[str, np.ndarray]]) -> list[str | None]:
 
 def describe_with_reasons(f: Filter, rows: pa.Table, limit: int) -> list[dict]:
     """The run report's samples of rows `f` removed, each with the rule that removed it."""
-    from stages.base import Filter
-
     samples = Filter.describe_removed(f, rows, limit)
     if samples:
         reasons = f.reason(f.score(rows.slice(0, len(samples))))
         for sample, reason in zip(samples, reasons, strict=False):
             sample["reason"] = reason
     return samples
+
+
+class RuleFilter(Filter):
+    """A filter of several rules: a subclass gives `failures(scores)`, the (reason, rows
+    failing) of each rule in the order the rules apply; a row is kept when it fails none,
+    and the report's samples of removed rows carry the first rule each failed."""
+
+    def failures(self, scores) -> list[tuple[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def keep(self, scores) -> np.ndarray:
+        return passes_all(self.failures(scores))
+
+    def reason(self, scores) -> list[str | None]:
+        """Per row, the reason of the first rule it fails (None when kept)."""
+        return first_reasons(self.failures(scores))
+
+    def describe_removed(self, rows: pa.Table, limit: int) -> list[dict]:
+        return describe_with_reasons(self, rows, limit)
