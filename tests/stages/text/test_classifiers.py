@@ -24,6 +24,7 @@ from stages.text.classifiers import (
     SequenceClassifier,
     pareto_draws,
 )
+from tests.fasttext_models import train_supervised
 
 fasttext = pytest.importorskip("fasttext")
 
@@ -49,20 +50,10 @@ def train_fasttext(path, labelled: dict[str, list[str]]) -> str:
     lines = [f"__label__{label} {text}" for label, texts in labelled.items() for text in texts]
     random.Random(0).shuffle(lines)
     (path / "train.txt").write_text("\n".join(lines) + "\n")
-    # fasttext-numpy2 0.10.4 sometimes stops with "Encountered NaN" whatever the learning
-    # rate (always without an n-gram bucket, about 1 run in 15 with one): train again.
-    for attempt in range(5):
-        try:
-            model = fasttext.train_supervised(
-                str(path / "train.txt"), dim=8, epoch=10, lr=0.5, minn=2, maxn=4,
-                bucket=100000, thread=1, seed=attempt, verbose=0,
-            )  # fmt: skip
-            break
-        except RuntimeError:
-            if attempt == 4:
-                raise
-    model.save_model(str(path / "model.bin"))
-    return str(path / "model.bin")
+    return train_supervised(
+        path / "train.txt", path / "model.bin", dim=8, epoch=10, lr=0.5, minn=2, maxn=4,
+        bucket=100000, thread=1,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
