@@ -407,3 +407,21 @@ def test_the_prefect_run_of_an_all_bad_input_fails_after_publishing_the_quaranti
     with pytest.raises(NothingWritten):  # the committed version fails a re-run the same way
         run_text(params)
     assert run_text(params.model_copy(update={"allow_empty": True}))["already_committed"]
+
+
+def test_list_options_take_commas_and_repeats():
+    from flows.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["apply-thresholds", "--input", "a", "--output", "b",
+         "--set", "WordCountFilter.min_words=80",
+         "--set", "RepeatingTopNGramsFilter(n=2).max_repeating_ngram_ratio=0.15,"
+                  "BulletsFilter.max_bullet_lines_ratio=0.5"]
+    )  # fmt: skip
+    assert args.param_set == [
+        "WordCountFilter.min_words=80",
+        "RepeatingTopNGramsFilter(n=2).max_repeating_ngram_ratio=0.15",
+        "BulletsFilter.max_bullet_lines_ratio=0.5",
+    ]
+    args = build_parser().parse_args(["text", "--input", "a", "--output", "b", "--languages", "en"])
+    assert args.param_languages == ["en"]
