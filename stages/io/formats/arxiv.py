@@ -46,14 +46,13 @@ from typing import Literal
 import pyarrow as pa
 
 from stages.io.formats.base import Format
-from stages.io.formats.webdataset import ends_inside_a_header
+from stages.io.formats.webdataset import TAR_ERRORS, ends_inside_a_header, open_tar_stream
 from stages.io.fs import filesystem
 from stages.io.quarantine import RAW_BYTES, Record
 from stages.io.rows import ReadResult, assemble
 from stages.text import latex
 
 MAX_PAPER_BYTES = 1 << 30  # a paper's decompressed sources; larger is quarantined
-_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
 _ID = re.compile(r"^([a-zA-Z-]*)([\d.]+)$")
 _MEMBER_EXTENSIONS = (".gz", ".tgz", ".tar", ".tex", ".pdf", ".ps")
 _BLOCK = 512
@@ -88,11 +87,9 @@ class ArxivFormat(Format):
         fs, path = filesystem(uri, reader.storage_options)
         rows = _Rows(shard, reader)
         with fs.open(path, "rb") as f:
-            try:
-                tar = tarfile.open(fileobj=f, mode="r|*")
-            except _TAR_ERRORS as err:
-                why = "empty file" if fs.size(path) == 0 else f"not a readable tar archive: {err}"
-                yield reader.bad_only(uri, 0, f"{uri}: line 0: {why}", None, with_text=True)
+            tar, unreadable = open_tar_stream(f, fs, path, uri, reader, with_text=True)
+            if unreadable is not None:
+                yield unreadable
                 return
             number, done, name = 0, 0, ""
             try:
@@ -105,7 +102,7 @@ class ArxivFormat(Format):
                     if rows.full():
                         yield rows.flush()
                 broken = ends_inside_a_header(tar)
-            except _TAR_ERRORS as err:
+            except TAR_ERRORS as err:
                 broken = str(err) or type(err).__name__
             if broken is not None:
                 where = f"member {name}" if name else "line 0"
@@ -233,7 +230,7 @@ def paper_sources(data: bytes, member: str) -> dict[str, bytes]:
                     for info in tar
                     if info.isfile()
                 }
-        except _TAR_ERRORS as err:
+        except TAR_ERRORS as err:
             raise PaperError(f"not a readable tar archive: {err}") from None
     if not data.strip():
         raise PaperError("empty paper (no bytes)")

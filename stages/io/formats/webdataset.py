@@ -42,7 +42,7 @@ TEXT_EXTENSIONS = frozenset(
 _JSON = ("json", "jsn")
 _NAME = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's base_plus_ext
 _BLOCK = 512
-_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
 
 
 class WebDatasetFormat(Format):
@@ -54,11 +54,9 @@ class WebDatasetFormat(Format):
         fs, path = filesystem(uri, reader.storage_options)
         rows = _Rows(shard, reader)
         with fs.open(path, "rb") as f:
-            try:
-                tar = tarfile.open(fileobj=f, mode="r|*")
-            except _TAR_ERRORS as err:
-                why = "empty file" if fs.size(path) == 0 else f"not a readable tar archive: {err}"
-                yield reader.bad_only(uri, 0, f"{uri}: line 0: {why}", None, with_text=False)
+            tar, unreadable = open_tar_stream(f, fs, path, uri, reader, with_text=False)
+            if unreadable is not None:
+                yield unreadable
                 return
             samples = _Samples(uri, reader)
             try:
@@ -69,7 +67,7 @@ class WebDatasetFormat(Format):
                     if rows.full():
                         yield rows.flush()
                 broken = ends_inside_a_header(tar)
-            except _TAR_ERRORS as err:
+            except TAR_ERRORS as err:
                 broken = str(err) or type(err).__name__
             samples.finish(broken)
             for sample in samples.take():
@@ -202,6 +200,16 @@ def _check(ext: str, data: bytes) -> str | None:
     if not looks_like(last, data[:16]):
         return f"not a {last} file (starts with {data[:8].hex(' ')})"
     return None
+
+
+def open_tar_stream(f, fs, path: str, uri: str, reader, with_text: bool):
+    """(the tar stream read from the open file `f`, None), or (None, the `ReadResult` of
+    one quarantine record saying why it cannot be read: an empty file, not a tar)."""
+    try:
+        return tarfile.open(fileobj=f, mode="r|*"), None
+    except TAR_ERRORS as err:
+        why = "empty file" if fs.size(path) == 0 else f"not a readable tar archive: {err}"
+        return None, reader.bad_only(uri, 0, f"{uri}: line 0: {why}", None, with_text=with_text)
 
 
 def ends_inside_a_header(tar: tarfile.TarFile) -> str | None:
