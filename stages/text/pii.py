@@ -1,4 +1,11 @@
-"""`PiiModifier`: find personal data and secrets in text, and replace, remove or drop them."""
+"""`PiiModifier`: find personal data and secrets in text, and replace, remove or drop them.
+
+Measured against Presidio's pattern recognisers (`benchmarks/pii.py --sides presidio`,
+figures in benchmarks/README.md): they have nothing for URL credentials or secrets, on the
+planted test corpus their precision is 0.27 to 0.78 for phone, IP, e-mail and card (order
+numbers, ISBNs, versions, timestamps taken for PII; 2-series Mastercards missed) against
+our 1.000, and they take about 140x our CPU time per document, so we keep our detectors.
+"""
 
 from __future__ import annotations
 
