@@ -723,11 +723,17 @@ def run_pipeline(
         yield from _run_here(items, reader, stages, sink, item_to_dict, item_from_dict)
         return
     import ray
-    import ray.data
 
     init_ray()
     if not log.isEnabledFor(logging.INFO):
         _quiet_ray_errors()
+    operators = _plan(stages)
+    if len(operators) == 1:  # nothing to stream between operators: no Ray Data
+        yield from _run_one_operator(items, operators[0], reader, sink, item_to_dict,
+                                     item_from_dict, max_workers)  # fmt: skip
+        return
+    import ray.data
+
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.enable_operator_progress_bars = False
@@ -739,7 +745,6 @@ def run_pipeline(
     # shard of a short run and the other nodes never take part.
     ctx.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
 
-    operators = _plan(stages)
     cpus, gpus = _cluster_cpus(), _cluster_gpus()
     ds = ray.data.from_items(
         [{"item": json.dumps(item_to_dict(item)), "metrics": ""} for item in items],
@@ -781,6 +786,36 @@ def run_pipeline(
         else:
             ds = ds.map(_ShardOp(*args), **ray_args)
     for row in ds.iter_rows():
+        if row.get("error"):
+            raise _user_error(json.loads(row["error"]))
+        yield json.loads(row["result"])
+
+
+def _run_one_operator(
+    items, op: _Operator, reader, sink, item_to_dict, item_from_dict, max_workers
+) -> Iterator[dict]:
+    """A pipeline of one operator (reading, its stages and writing fused) on a pool of Ray
+    workers (`flows.runtime.pool`), sized as Ray Data's actor pool would be."""
+    from flows.runtime.pool import run_pool
+
+    res = op.resources
+    cpus, gpus = _cluster_cpus(), _cluster_gpus()
+    ray_args: dict[str, Any] = {"num_cpus": res.cpus}
+    if res.gpus:
+        ray_args["num_gpus"] = res.gpus
+    if res.memory_gb:
+        ray_args["memory"] = int(res.memory_gb * (1 << 30))
+    workers = min(max_workers or _pool_size(res.cpus, res.gpus, cpus, gpus, False), len(items))
+    rows = [{"item": json.dumps(item_to_dict(item)), "metrics": ""} for item in items]
+    for row in run_pool(
+        rows,
+        _ShardOp(op.stages, reader, sink, item_from_dict),
+        stateful=op.stateful,
+        ray_args=ray_args,
+        workers=workers,
+        min_ready=max(1, len(items) // 2),
+        start_timeout=ACTOR_START_TIMEOUT_S,
+    ):
         if row.get("error"):
             raise _user_error(json.loads(row["error"]))
         yield json.loads(row["result"])

@@ -197,13 +197,15 @@ def _wait_for(check, timeout: float, what: str, log: Path, every: float = 0.1):
 
 
 def _busy_worker(proc: subprocess.Popen) -> int | None:
-    """A Ray worker of the run running a shard: `ray::MapWorker(...).submit` (an actor of
-    the process pass at work) or `ray::Map(...)` (a task of the write pass)."""
+    """A Ray worker of the run running a shard: `ray::ShardWorker.run` (an actor of a
+    one-operator pass at work), `ray::run_shard` (a task of the write pass), or Ray Data's
+    `ray::MapWorker(...).submit` and `ray::Map(...)` (a pass of several operators)."""
     workers = [(pid, _title(pid)) for pid in _tree(proc.pid)]
-    busy = [
+    busy = [pid for pid, title in workers if title.startswith("ray::ShardWorker.run")]
+    busy += [
         pid for pid, title in workers if title.startswith("ray::MapWorker") and ".submit" in title
     ]
-    busy += [pid for pid, title in workers if title.startswith("ray::Map(")]
+    busy += [pid for pid, title in workers if title.startswith(("ray::run_shard", "ray::Map("))]
     return busy[0] if busy else None
 
 
