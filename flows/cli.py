@@ -336,6 +336,9 @@ def _print_summary(summary: dict, as_json: bool) -> None:
         print(f"report:   {summary['report_uri']}")
     if summary.get("report_html"):
         print(f"html:     {summary['report_html']}")
+    if summary.get("removed"):
+        kept = r.get("removed_kept", 0)
+        print(f"removed:  {summary['removed']} ({kept} row{'s' * (kept != 1)})")
 
 
 def _deployment_command(args: argparse.Namespace) -> int:

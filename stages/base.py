@@ -242,6 +242,81 @@ class Filter(Stage):
     def process(self, batch: pa.Table) -> pa.Table:
         return self.apply(batch)[0]
 
+    def kept_removed(self, rows: pa.Table) -> pa.Table:
+        """The rows this filter removed as `--keep-removed` stores them: as they were,
+        unless what the filter removed must not be kept (`PiiModifier` replaces the
+        personal data of a dropped document by type tags). Override to change them."""
+        return rows
+
+    def removal_reasons(self, rows: pa.Table, scores=None) -> list[str]:
+        """Why each of `rows` (rows this filter removed; `scores`: theirs, or None when
+        unknown) went, one line each, as the engine writes it beside a removed row:
+        "WordCountFilter: score 12 < min_words 50". A `reason` column the filter put on
+        its removed rows, or its `reason(scores)` (a filter of several rules), words it
+        best; otherwise the score and the first `min_*` or `max_*` threshold of the filter
+        that it breaks. Override to say more."""
+        name = self.stage_name
+        kind = rows.schema.field("reason").type if "reason" in rows.column_names else None
+        if kind is not None and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            return [f"{name}: {why}" if why else name for why in rows.column("reason").to_pylist()]
+        if scores is None or len(scores) != rows.num_rows:
+            return [name] * rows.num_rows
+        if isinstance(scores, pa.ChunkedArray | pa.Array):
+            scores = scores.to_numpy(zero_copy_only=False)
+        explain = getattr(self, "reason", None)
+        worded = explain(scores) if callable(explain) else None
+        bounds = _thresholds(self)
+        reasons = []
+        for i, score in enumerate(scores):
+            if worded is not None and worded[i]:
+                reasons.append(f"{name}: {worded[i]}")
+                continue
+            line = f"{name}: score {_shown(score)}"
+            if _is_number(score):
+                for attr, bound in bounds:
+                    if attr.startswith("min_") and score < bound:
+                        line += f" < {attr} {_shown(bound)}"
+                        break
+                    if attr.startswith("max_") and score > bound:
+                        line += f" > {attr} {_shown(bound)}"
+                        break
+            reasons.append(line)
+        return reasons
+
+
+def _thresholds(f: Filter) -> list[tuple[str, float]]:
+    """The filter's numeric `min_*` and `max_*` settings, in name order."""
+    found = []
+    for attr in sorted(dir(f)):
+        if not attr.startswith(("min_", "max_")):
+            continue
+        try:
+            value = getattr(f, attr)
+        except Exception:  # noqa: BLE001 - a property that needs set-up: not a threshold
+            continue
+        if _is_number(value):
+            found.append((attr, float(value)))
+    return found
+
+
+def _is_number(value) -> bool:
+    return (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool | np.bool_)
+        and not np.isnan(value)
+    )
+
+
+def _shown(value) -> str:
+    """A score or threshold as a reason shows it: 12, 0.3333, {"a": 1}."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
 
 def text_column(batch: pa.Table, field: str, stage: str) -> pa.ChunkedArray:
     """The string column `field` of `batch`, with a clear error when it is missing."""
@@ -272,13 +347,14 @@ class FilterChain(Stage):
         self,
         filters: list[Filter],
         compact_below: float = 0.6,
-        sample_size: int = 3,
+        sample_size: int = 10,
         track_removed: bool = False,
     ):
         self.filters = list(filters)
         self.compact_below = compact_below
         self.sample_size = sample_size
-        self.track_removed = track_removed  # records get "removed_rows": input positions
+        # Records get "removed_rows" (input positions) and "removed_scores" (their scores).
+        self.track_removed = track_removed
 
     def setup(self) -> None:
         for f in self.filters:
@@ -303,7 +379,7 @@ class FilterChain(Stage):
             start, cpu_start = time.perf_counter(), time.process_time()
             rows_in = int(alive.sum())
             removed_sample: list[dict] = []
-            removed_rows = position[:0]
+            removed_rows, removed_scores = position[:0], np.zeros(0)
             if rows_in:
                 scores, mask = f.mask(current)
                 if f.keep_score or f.score_only:
@@ -313,7 +389,7 @@ class FilterChain(Stage):
                     first = np.flatnonzero(dropped)[: self.sample_size]
                     removed_sample = f.describe_removed(current.take(first), self.sample_size)
                 if self.track_removed:
-                    removed_rows = position[dropped]
+                    removed_rows, removed_scores = position[dropped], np.asarray(scores)[dropped]
                 alive &= ~dropped
             elif f.keep_score or f.score_only:
                 kept_scores[f.score_column] = np.full(current.num_rows, np.nan)
@@ -329,6 +405,7 @@ class FilterChain(Stage):
             )
             if self.track_removed:
                 records[-1]["removed_rows"] = removed_rows
+                records[-1]["removed_scores"] = removed_scores
             if alive.size and alive.mean() < self.compact_below:
                 keep = pa.array(alive)
                 current = current.filter(keep)

@@ -45,6 +45,11 @@ def markdown_report(title: str, report: RunReport, manifest: dict, version_uri: 
         f"- rows removed by the stages: {report.rows_removed}",
         f"- duplicates removed: {report.duplicates_removed}",
         f"- rows written: {report.rows_written}",
+        *(
+            [f"- removed rows kept: {report.removed_kept} in `removed/`"]
+            if report.removed_kept
+            else []
+        ),
         f"- blank lines (not rows): {report.blank_lines}",
         f"- bytes written: {report.bytes_written}",
         f"- {accounting(report)}",

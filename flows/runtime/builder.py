@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.runtime import signals, storage
-from flows.runtime.engine import RunReport, planned_workers
+from flows.runtime.engine import RunReport, planned_workers, removed_table
 from flows.runtime.params import UNVERSIONED, FlowParams
 from flows.runtime.passes import (
     DUPLICATES,
@@ -37,9 +37,16 @@ from flows.runtime.passes import (
     shard_result,
     summary,
     task_options,
+    write_removed,
     write_reports,
 )
-from flows.steps.dedup import SIDECAR_COLUMNS, Dedup, audit_table, write_by_partition
+from flows.steps.dedup import (
+    METRIC_NAMES,
+    SIDECAR_COLUMNS,
+    Dedup,
+    audit_table,
+    write_by_partition,
+)
 from stages.base import Stage
 from stages.io.commit import VersionWriter, read_manifest
 from stages.io.fs import filesystem, read_parquet
@@ -176,7 +183,8 @@ def _writer(spec: FlowSpec, params: FlowParams):
 def process_pass(spec: FlowSpec, params: FlowParams, plan: Plan) -> RunReport:
     """Pass 1: read every shard not yet committed and run the flow's stages on it (and the
     dedup step's identify stage last); commit it to the output version, or, when the run
-    deduplicates, to the work folder with the dedup step's sidecars."""
+    deduplicates, to the work folder with the dedup step's sidecars. With `keep_removed`,
+    the rows the stages removed are committed with the shard (`removed/`)."""
     options = storage.storage_options()
     stages = spec.stages(params)
     dedup = spec.dedup(params)
@@ -188,7 +196,8 @@ def process_pass(spec: FlowSpec, params: FlowParams, plan: Plan) -> RunReport:
     else:
         sink = ShardSink(plan.output, plan.version, _writer(spec, params), options)
         writer = VersionWriter(plan.output, plan.version, storage_options=options)
-    return _run_pending("process", plan, writer, _reading(spec.reader(params)), stages, sink)
+    read = _reading(spec.reader(params))
+    return _run_pending("process", plan, writer, read, stages, sink, params.keep_removed)
 
 
 def _reading(reader: ShardReader):
@@ -199,7 +208,9 @@ def _reading(reader: ShardReader):
     return read
 
 
-def _run_pending(phase, plan: Plan, writer: VersionWriter, read, stages, sink) -> RunReport:
+def _run_pending(
+    phase, plan: Plan, writer: VersionWriter, read, stages, sink, keep_removed: bool = False
+) -> RunReport:
     """Run `read -> stages -> sink` over the plan's shards that `writer` has not committed;
     the report counts the committed ones too."""
     report = RunReport(shards_total=len(plan.shards))
@@ -210,7 +221,7 @@ def _run_pending(phase, plan: Plan, writer: VersionWriter, read, stages, sink) -
     report.shards_skipped = len(plan.shards) - len(pending)
     start = time.perf_counter()
     try:
-        run_phase(phase, pending, read, stages, sink, report)
+        run_phase(phase, pending, read, stages, sink, report, keep_removed)
     except signals.RunStopped as stop:
         stop.done = len(writer.done_shards())  # exact now: Ray is down, no shard in flight
         raise
@@ -235,12 +246,20 @@ def _still_done(writer: VersionWriter, shards: list[Shard]) -> dict[str, dict]:
 class DedupSink:
     """The process pass of a deduplicated run: the dedup step's sidecars and, when the
     flow's stages changed the rows (`restage`), the rows themselves (with `_order`), then
-    the shard's marker, last, so a shard counted as done always has its sidecars."""
+    the shard's marker, last, so a shard counted as done always has its sidecars. Rows
+    the stages removed, when the run keeps them, wait in `removed/` for the write pass."""
 
     def __init__(self, work: str, dedup: Dedup, restage: bool, options: dict):
         self.work, self.dedup, self.restage, self.options = work, dedup, restage, options
 
-    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
+    def __call__(
+        self,
+        shard: Shard,
+        table: pa.Table,
+        quarantine: pa.Table,
+        metrics: list,
+        removed: pa.Table | None = None,
+    ) -> dict:
         version = VersionWriter(self.work, STAGED, storage_options=self.options)
         files = self.dedup.write_sidecars(version.uri, shard.key, table, self.options)
         rows = table.drop_columns([c for c in SIDECAR_COLUMNS if c in table.column_names])
@@ -249,8 +268,9 @@ class DedupSink:
             nbytes = write_by_partition(rows, storage.join(version.uri, rel), self.options)
             files.append({"path": rel, "rows": rows.num_rows, "bytes": nbytes})
         bad = [version.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
-        result = shard_result(shard, rows, quarantine, metrics, [])
-        version.commit_shard(shard.key, files, result, quarantine=bad)
+        gone = write_removed(version, shard.key, removed)
+        result = shard_result(shard, rows, quarantine, metrics, [], gone)
+        version.commit_shard(shard.key, files, result, quarantine=bad, removed=gone)
         return result
 
 
@@ -325,15 +345,20 @@ def _pairs(table: pa.Table):
 
 def write_pass(spec: FlowSpec, params: FlowParams, plan: Plan, removed: pa.Table) -> RunReport:
     """Pass 2 of a deduplicated run: each shard without its duplicates (the staged rows, or
-    the input read again when no stage changed it), written and committed."""
+    the input read again when no stage changed it), written and committed. With
+    `keep_removed`, the shard's `removed/` holds the rows its stages removed (staged by
+    the process pass) and its duplicates, each `duplicate of <id>`."""
     options = storage.storage_options()
     drop = pa.array(removed.column("_order").to_numpy(), pa.int64())
+    keep_removed = params.keep_removed
+    found = _duplicates_found(removed) if keep_removed else None
+    dedup_name = spec.dedup(params).name if keep_removed else ""
     staged = VersionWriter(plan.work, STAGED, storage_options=options).done_shards()
     root = storage.join(plan.work, STAGED)
     restaged = bool(_staged_files(staged, plan, "rows"))
     reader = spec.reader(params)
 
-    def read(shard: Shard) -> tuple[pa.Table, pa.Table]:
+    def read(shard: Shard) -> tuple[pa.Table, ...]:
         marker = staged[shard.key]
         if restaged:
             parts = [
@@ -350,11 +375,52 @@ def write_pass(spec: FlowSpec, params: FlowParams, plan: Plan, removed: pa.Table
         else:
             result = reader.read(shard)
             table, quarantine = result.table, result.quarantine
-        return table.filter(pc.invert(pc.is_in(table["_order"], value_set=drop))), quarantine
+        duplicate = pc.is_in(table["_order"], value_set=drop)
+        kept = table.filter(pc.invert(duplicate))
+        if not keep_removed:
+            return kept, quarantine
+        gone = [
+            read_parquet(storage.join(root, f["path"]), options) for f in marker.get("removed", [])
+        ]
+        gone = [*gone, _as_duplicates(table.filter(duplicate), found, dedup_name)]
+        gone = [t for t in gone if t.num_rows]
+        return (
+            kept,
+            quarantine,
+            pa.concat_tables(gone, promote_options="permissive") if gone else None,
+        )
 
     final = VersionWriter(plan.output, plan.version, storage_options=options)
     sink = ShardSink(plan.output, plan.version, _writer(spec, params), options)
-    return _run_pending("write", plan, final, read, [], sink)
+    return _run_pending("write", plan, final, read, [], sink, keep_removed)
+
+
+def _duplicates_found(removed: pa.Table) -> pa.Table:
+    """What the write pass needs to say why each duplicate went: its `_order`, the id it
+    duplicates, and the step (`method`) and `similarity` when the dedup step tells them."""
+    wanted = ("_order", "duplicate_of", "method", "similarity")
+    return removed.select([c for c in wanted if c in removed.column_names])
+
+
+def _as_duplicates(rows: pa.Table, found: pa.Table, dedup_name: str) -> pa.Table:
+    """`rows` (duplicates the write pass drops) as removed rows: `removed_by` the dedup
+    step, `reason` "duplicate of <id>" (with the cosine similarity for semantic dedup)."""
+    if not rows.num_rows:
+        return rows
+    where = pc.index_in(rows.column("_order"), value_set=found.column("_order"))
+    of = found.column("duplicate_of").take(where).to_pylist()
+    reasons = [f"duplicate of {kept}" for kept in of]
+    if "similarity" in found.column_names:
+        similar = found.column("similarity").take(where).to_pylist()
+        reasons = [
+            f"{why} (similarity {s:.4f})" if s is not None else why
+            for why, s in zip(reasons, similar, strict=True)
+        ]
+    by: str | list[str] = dedup_name
+    if "method" in found.column_names:
+        methods = found.column("method").take(where).to_pylist()
+        by = [METRIC_NAMES.get(m, dedup_name) for m in methods]
+    return removed_table(rows, by, reasons)
 
 
 def commit(spec: FlowSpec, params, plan: Plan, report: RunReport, removed, run_id) -> dict:
@@ -450,6 +516,7 @@ def execute(spec: FlowSpec, params: FlowParams, runner: Runner) -> dict:
         report.stages[metrics.name] = metrics
         report.rows_written = written.rows_written
         report.bytes_written = written.bytes_written
+        report.removed_kept = written.removed_kept  # the stages' removed rows and duplicates
     report.operators = _operators(spec, params)
     report.seconds = time.perf_counter() - start
     report.phases = {**phases, "ray-start": engine.ray_start_seconds[0] - ray_before}

@@ -15,6 +15,11 @@ its own, so a GPU worker only runs its stages. `plan_operators` tells the layout
 operators a shard travels as Arrow IPC bytes. Each shard carries its own per-stage metrics
 (rows in/out, seconds, node) to the driver, which folds them into a `RunReport`.
 
+With `keep_removed` (off by default, and then nothing of what follows is done), the engine
+collects every row a stage removes from a shard, as it was when removed, with `removed_by`
+(the stage or filter) and `reason` (`removed_table`), and hands them to the sink with the
+shard; between operators they travel as Arrow IPC bytes too.
+
 `RAY_ADDRESS` set: `ray.init()` joins that cluster. Unset: a local cluster is started.
 """
 
@@ -34,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from stages.base import Filter, FilterChain, Resources, Splitter, Stage, Validator
 from stages.io.errors import InputError, InputNotFound
@@ -52,7 +58,9 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 The one list: a worker sends them to the driver as data, and the flows do not retry them."""
 
 ACTOR_START_TIMEOUT_S = 600  # a pool whose first workers cannot start by then is an error
-REMOVED_SAMPLE_SIZE = 3  # removed rows kept per filter and shard, for the report
+REMOVED_SAMPLE_SIZE = 10  # removed rows described per filter and shard, for the report
+REPORT_SAMPLE_SIZE = 10  # removed rows described per stage in the run report
+REMOVED_BY, REASON = "removed_by", "reason"  # the columns a removed row gets
 
 
 # --------------------------------------------------------------------------- Ray set-up
@@ -227,7 +235,7 @@ class StageMetrics:
         self.shards += 1
         if record.get("node"):
             self.nodes.add(record["node"])
-        room = 10 - len(self.removed_sample)
+        room = REPORT_SAMPLE_SIZE - len(self.removed_sample)
         if room > 0:
             self.removed_sample.extend(record.get("removed_sample", [])[:room])
         if record.get("counts"):  # a stage's own counts (`Stage.take_counts`), summed
@@ -287,6 +295,7 @@ class RunReport:
     duplicate_ids: dict = field(default_factory=dict)
     skipped_inputs: list[dict] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds of each step
+    removed_kept: int = 0  # removed rows written to the version's removed/ (--keep-removed)
 
     def add_shard(self, result: dict) -> None:
         """Fold the result of one committed shard (from a sink) into the report."""
@@ -298,6 +307,7 @@ class RunReport:
         self.blank_lines += result.get("blank_lines", 0)
         self.rows_written += result.get("rows_written", 0)
         self.bytes_written += result.get("bytes_written", 0)
+        self.removed_kept += result.get("removed_kept", 0)
         for record in result.get("metrics", []):
             self.stages.setdefault(record["stage"], StageMetrics(record["stage"])).add(record)
 
@@ -340,6 +350,7 @@ class RunReport:
             "duplicates_removed": self.duplicates_removed,
             "rows_written": self.rows_written,
             "unaccounted": self.unaccounted,
+            "removed_kept": self.removed_kept,
             "bytes_written": self.bytes_written,
             "seconds": round(self.seconds, 3),
             "phases": {name: round(t, 3) for name, t in self.phases.items()},
@@ -356,16 +367,24 @@ class RunReport:
 
 
 def run_stage(
-    stage: Stage, table: pa.Table, node: str | None = None, quarantine: list | None = None
+    stage: Stage,
+    table: pa.Table,
+    node: str | None = None,
+    quarantine: list | None = None,
+    removed: list | None = None,
 ) -> tuple[pa.Table, list[dict]]:
     """Run one stage over a whole shard table, in `stage.batch_size` slices when set.
 
     Returns the output table and the metrics records for this shard: one for a stage, one
     per filter for a `FilterChain`. A `Validator`'s quarantine tables are appended to
     `quarantine` (required for one), its record counts their rows (`rows_quarantined`).
+    With a `removed` list, the rows the stage removed are appended to it, each with
+    `removed_by` and `reason` (`removed_table`): a filter's as they were when it removed
+    them, a `Splitter`'s rows that became nothing, and, for another stage, the input rows
+    whose `_order` is not in its output.
     """
     if isinstance(stage, FilterChain):
-        return _run_chain(stage, table, node)
+        return _run_chain(stage, table, node, removed)
     start = time.perf_counter()
     rows_in = table.num_rows
     sample: list[dict] = []
@@ -389,14 +408,24 @@ def run_stage(
             barren = np.flatnonzero(counts == 0)[: REMOVED_SAMPLE_SIZE - len(sample)]
             if barren.size:
                 sample.extend(stage.describe_removed(batch.take(barren), barren.size))
+            if removed is not None and (counts == 0).any():
+                gone = batch.take(pa.array(np.flatnonzero(counts == 0)))
+                why = f"{stage.stage_name}: split into no rows"
+                removed.append(removed_table(gone, stage.stage_name, [why] * gone.num_rows))
             outputs.append(parts)
         elif isinstance(stage, Filter):
-            kept, removed, _ = stage.apply(batch)
-            if len(sample) < REMOVED_SAMPLE_SIZE and removed.num_rows:
-                sample.extend(stage.describe_removed(removed, REMOVED_SAMPLE_SIZE - len(sample)))
+            if removed is None:
+                kept, dropped, _ = stage.apply(batch)
+            else:
+                kept, dropped = _apply_keeping_removed(stage, batch, removed)
+            if len(sample) < REMOVED_SAMPLE_SIZE and dropped.num_rows:
+                sample.extend(stage.describe_removed(dropped, REMOVED_SAMPLE_SIZE - len(sample)))
             outputs.append(kept)
         else:
-            outputs.append(stage.process(batch))
+            out = stage.process(batch)
+            if removed is not None and out.num_rows < batch.num_rows:
+                removed.extend(_vanished(stage, batch, out))
+            outputs.append(out)
     out = outputs[0] if len(outputs) == 1 else pa.concat_tables(outputs, promote_options="default")
     counts = stage.take_counts()
     record = {
@@ -413,12 +442,73 @@ def run_stage(
     return out, [record]
 
 
-def _run_chain(chain: FilterChain, table: pa.Table, node: str | None) -> tuple[pa.Table, list]:
+def removed_table(rows: pa.Table, removed_by: str | list[str], reasons: list[str]) -> pa.Table:
+    """`rows` with the columns `removed_by` (one name for every row, or one per row) and
+    `reason` (one per row) last, replacing columns of those names."""
+    if isinstance(removed_by, str):
+        removed_by = [removed_by] * rows.num_rows
+    rows = rows.drop_columns([c for c in (REMOVED_BY, REASON) if c in rows.column_names])
+    rows = rows.append_column(REMOVED_BY, pa.array(removed_by, pa.string()))
+    return rows.append_column(REASON, pa.array(reasons, pa.string()))
+
+
+_POSITION = "_removed_position"  # a batch row's position, while a filter runs on the batch
+
+
+def _apply_keeping_removed(f: Filter, batch: pa.Table, removed: list) -> tuple[pa.Table, pa.Table]:
+    """`f.apply(batch)`'s kept and removed rows; the removed ones, with their reasons, are
+    also appended to `removed`. Each row carries its position through `apply`, which tells
+    the scores of the removed rows whatever the filter's own `apply` does."""
+    if _POSITION in batch.column_names:
+        batch = batch.drop_columns([_POSITION])
+    marked = batch.append_column(_POSITION, pa.array(np.arange(batch.num_rows), pa.int64()))
+    kept, dropped, scores = f.apply(marked)
+    if _POSITION in kept.column_names:
+        kept = kept.drop_columns([_POSITION])
+    scores_of = None
+    if _POSITION in dropped.column_names:
+        positions = dropped.column(_POSITION).to_numpy()
+        dropped = dropped.drop_columns([_POSITION])
+        if isinstance(scores, pa.ChunkedArray | pa.Array):
+            scores = scores.to_numpy(zero_copy_only=False)
+        if scores is not None and len(scores) == batch.num_rows:
+            scores_of = np.asarray(scores)[positions]
+    if dropped.num_rows:
+        reasons = f.removal_reasons(dropped, scores_of)
+        removed.append(removed_table(f.kept_removed(dropped), f.stage_name, reasons))
+    return kept, dropped
+
+
+def _vanished(stage: Stage, batch: pa.Table, out: pa.Table) -> list[pa.Table]:
+    """The rows of `batch` that a stage other than a filter left out of `out`, told by
+    their `_order` (none found without one)."""
+    if "_order" not in batch.column_names or "_order" not in out.column_names:
+        return []
+    orders = out.column("_order").combine_chunks()
+    gone = batch.filter(pc.invert(pc.is_in(batch.column("_order"), value_set=orders)))
+    if not gone.num_rows:
+        return []
+    return [removed_table(gone, stage.stage_name, [stage.stage_name] * gone.num_rows)]
+
+
+def _run_chain(
+    chain: FilterChain, table: pa.Table, node: str | None, removed: list | None = None
+) -> tuple[pa.Table, list]:
     size = chain.batch_size or max(table.num_rows, 1)
     outputs, totals = [], {}
+    if removed is not None and not chain.track_removed:
+        chain = copy.copy(chain)  # the same filters, telling which rows each removed
+        chain.track_removed = True
     for offset in range(0, max(table.num_rows, 1), size):
-        out, records = chain.run(table.slice(offset, size))
+        batch = table.slice(offset, size)
+        out, records = chain.run(batch)
         outputs.append(out)
+        for f, r in zip(chain.filters, records, strict=True):
+            rows, scores = r.pop("removed_rows", None), r.pop("removed_scores", None)
+            if removed is not None and rows is not None and len(rows):
+                gone = batch.take(pa.array(rows, pa.int64()))
+                reasons = f.removal_reasons(gone, scores)
+                removed.append(removed_table(f.kept_removed(gone), f.stage_name, reasons))
         for r in records:
             total = totals.setdefault(
                 r["stage"], {**r, "rows_in": 0, "rows_out": 0, "seconds": 0.0, "removed_sample": []}
@@ -569,16 +659,19 @@ def table_from_bytes(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
-Reader = Callable[[Any], tuple[pa.Table, pa.Table]]
-"""read(item) -> (rows, quarantined rows) for one shard."""
+Reader = Callable[[Any], tuple[pa.Table, ...]]
+"""read(item) -> (rows, quarantined rows) for one shard; a reader may add a third table,
+rows it removed itself (with `removed_by` and `reason`), kept when removed rows are."""
 
-Sink = Callable[[Any, pa.Table, pa.Table, list[dict]], dict]
-"""sink(item, rows, quarantined rows, metrics) -> a small JSON-able result for the driver."""
+Sink = Callable[..., dict]
+"""sink(item, rows, quarantined rows, metrics) -> a small JSON-able result for the driver;
+when removed rows are kept, called with `removed=` the shard's removed rows too."""
 
 
 class _ShardOp:
     """One Ray operator of a pipeline: optionally reads, runs a group of stages, optionally
-    writes. Used as a Ray task function (stateless groups) or as an actor class (stateful)."""
+    writes. Used as a Ray task function (stateless groups) or as an actor class (stateful).
+    With `keep_removed`, the rows its stages remove travel with the shard to the sink."""
 
     def __init__(
         self,
@@ -586,11 +679,13 @@ class _ShardOp:
         reader: Reader | None,
         sink: Sink | None,
         item_from_dict: Callable[[dict], Any],
+        keep_removed: bool = False,
     ):
         self.stages = list(stages)
         self.reader = reader
         self.sink = sink
         self.item_from_dict = item_from_dict
+        self.keep_removed = keep_removed
         self._ready = False
 
     def _setup(self) -> None:
@@ -620,6 +715,7 @@ class _ShardOp:
             "item": row["item"],
             "table": values.get("table", b""),
             "quarantine": values.get("quarantine", b""),
+            "removed": values.get("removed", b""),
             "metrics": values.get("metrics", ""),
             "error": error,
         }
@@ -629,9 +725,12 @@ class _ShardOp:
         node = _node_id()
         item = self.item_from_dict(json.loads(row["item"]))
         metrics = json.loads(row["metrics"]) if row.get("metrics") else []
+        gone: list[pa.Table] | None = [] if self.keep_removed else None
         if self.reader is not None:
             start = time.perf_counter()
-            table, quarantine = self.reader(item)
+            table, quarantine, *extra = self.reader(item)
+            if gone is not None and extra and extra[0] is not None and extra[0].num_rows:
+                gone.append(extra[0])
             metrics.append(
                 {
                     "stage": "read",
@@ -645,10 +744,12 @@ class _ShardOp:
         else:
             table = table_from_bytes(row["table"])
             quarantine = table_from_bytes(row["quarantine"])
+            if gone is not None and row.get("removed"):
+                gone.append(table_from_bytes(row["removed"]))
         found: list[pa.Table] = []  # quarantine records of Validator stages
         for stage in self.stages:
             try:
-                table, records = run_stage(stage, table, node, found)
+                table, records = run_stage(stage, table, node, found, gone)
             except USER_ERRORS as exc:
                 message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
                 raise type(exc)(f"stage {stage.stage_name} on {item}: {message}") from exc
@@ -657,15 +758,29 @@ class _ShardOp:
             metrics.extend(records)
         if found:
             quarantine = pa.concat_tables([quarantine, *found], promote_options="default")
+        removed = _concat_removed(gone) if gone is not None else None
         if self.sink is not None:
-            result = self.sink(item, table, quarantine, metrics)
+            if removed is None:
+                result = self.sink(item, table, quarantine, metrics)
+            else:
+                result = self.sink(item, table, quarantine, metrics, removed=removed)
             return self._output(row, result=json.dumps(result))
         return self._output(
             row,
             table=table_to_bytes(table),
             quarantine=table_to_bytes(quarantine),
+            removed=table_to_bytes(removed) if removed is not None and removed.num_rows else b"",
             metrics=json.dumps(metrics),
         )
+
+
+def _concat_removed(tables: list[pa.Table]) -> pa.Table:
+    """A shard's removed rows in one table (columns that some stages added are null in the
+    rows of the others); an empty table when no row was removed."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return pa.table({REMOVED_BY: pa.array([], pa.string()), REASON: pa.array([], pa.string())})
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def _node_id() -> str:
@@ -713,14 +828,18 @@ def run_pipeline(
     item_to_dict: Callable[[Any], dict],
     item_from_dict: Callable[[dict], Any],
     max_workers: int | None = None,
+    keep_removed: bool = False,
 ) -> Iterator[dict]:
     """Run `read -> stages -> sink` over every item (shard); yield each sink result as its
     shard completes (in completion order). On Ray when `uses_ray(len(items))`, else in
-    this process, the stages' `setup()` once, item after item."""
+    this process, the stages' `setup()` once, item after item. With `keep_removed`, the
+    sink also gets each shard's removed rows (`sink(..., removed=table)`)."""
     if not items:
         return
     if not uses_ray(len(items)):
-        yield from _run_here(items, reader, stages, sink, item_to_dict, item_from_dict)
+        yield from _run_here(
+            items, reader, stages, sink, item_to_dict, item_from_dict, keep_removed
+        )
         return
     import ray
 
@@ -730,7 +849,7 @@ def run_pipeline(
     operators = _plan(stages)
     if len(operators) == 1:  # nothing to stream between operators: no Ray Data
         yield from _run_one_operator(items, operators[0], reader, sink, item_to_dict,
-                                     item_from_dict, max_workers)  # fmt: skip
+                                     item_from_dict, max_workers, keep_removed)  # fmt: skip
         return
     import ray.data
 
@@ -764,7 +883,7 @@ def run_pipeline(
         res = op.resources
         op_reader = reader if op.reads else None
         op_sink = sink if op.writes else None
-        args = (op.stages, op_reader, op_sink, item_from_dict)
+        args = (op.stages, op_reader, op_sink, item_from_dict, keep_removed)
         op_cpus = shared_cpus if op.stateful and shared_cpus is not None else res.cpus
         ray_args: dict[str, Any] = {"num_cpus": op_cpus}
         if res.gpus:
@@ -792,7 +911,7 @@ def run_pipeline(
 
 
 def _run_one_operator(
-    items, op: _Operator, reader, sink, item_to_dict, item_from_dict, max_workers
+    items, op: _Operator, reader, sink, item_to_dict, item_from_dict, max_workers, keep_removed
 ) -> Iterator[dict]:
     """A pipeline of one operator (reading, its stages and writing fused) on a pool of Ray
     workers (`flows.runtime.pool`), sized as Ray Data's actor pool would be."""
@@ -809,7 +928,7 @@ def _run_one_operator(
     rows = [{"item": json.dumps(item_to_dict(item)), "metrics": ""} for item in items]
     for row in run_pool(
         rows,
-        _ShardOp(op.stages, reader, sink, item_from_dict),
+        _ShardOp(op.stages, reader, sink, item_from_dict, keep_removed),
         stateful=op.stateful,
         ray_args=ray_args,
         workers=workers,
@@ -821,12 +940,15 @@ def _run_one_operator(
         yield json.loads(row["result"])
 
 
-def _run_here(items, reader, stages, sink, item_to_dict, item_from_dict) -> Iterator[dict]:
+def _run_here(
+    items, reader, stages, sink, item_to_dict, item_from_dict, keep_removed=False
+) -> Iterator[dict]:
     """The pipeline in this process: the same operator a Ray worker runs, reading, every
     stage and writing fused; a bad input or parameter raises as it would from Ray."""
     # The only worker: each stage may use every core (a model's threads follow its CPUs).
     cores = planned_workers()
-    op = _ShardOp([_with_cpus(stage, cores) for stage in stages], reader, sink, item_from_dict)
+    granted = [_with_cpus(stage, cores) for stage in stages]
+    op = _ShardOp(granted, reader, sink, item_from_dict, keep_removed)
     for item in items:
         row = op({"item": json.dumps(item_to_dict(item)), "metrics": ""})
         if row.get("error"):

@@ -37,6 +37,11 @@ class FlowParams(BaseModel):
         False,
         description="Succeed when every input row was quarantined and nothing was written.",
     )
+    keep_removed: bool = Field(
+        False,
+        description="Write the rows the stages and the dedup step removed, each with "
+        "removed_by and reason columns, to removed/ in the output version.",
+    )
 
 
 class MediaParams(FlowParams):

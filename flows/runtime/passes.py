@@ -64,25 +64,43 @@ def describe_inputs(shards: list[Shard], options: dict) -> list[dict]:
 
 class ShardSink:
     """Writes a shard's rows (with the flow's dataset writer: Parquet, WebDataset, a JSONL
-    manifest) and its quarantined rows into the output version, then commits the shard:
-    its marker is written after its files."""
+    manifest), its quarantined rows and, when the run keeps them, the rows its stages
+    removed (`removed/`) into the output version, then commits the shard: its marker is
+    written after its files."""
 
     def __init__(self, output: str, version: str, writer, options: dict):
         self.output, self.version, self.writer, self.options = output, version, writer, options
 
-    def __call__(self, shard: Shard, table: pa.Table, quarantine: pa.Table, metrics: list) -> dict:
+    def __call__(
+        self,
+        shard: Shard,
+        table: pa.Table,
+        quarantine: pa.Table,
+        metrics: list,
+        removed: pa.Table | None = None,
+    ) -> dict:
         version = VersionWriter(self.output, self.version, storage_options=self.options)
         files = self.writer.write_shard(version, shard, table) if table.num_rows else []
         bad = [version.write_quarantine(shard.key, quarantine)] if quarantine.num_rows else []
-        result = shard_result(shard, table, quarantine, metrics, files)
-        version.commit_shard(shard.key, files, result, quarantine=bad)
+        gone = write_removed(version, shard.key, removed)
+        result = shard_result(shard, table, quarantine, metrics, files, gone)
+        version.commit_shard(shard.key, files, result, quarantine=bad, removed=gone)
         return result
 
 
-def shard_result(shard, table, quarantine, metrics, files) -> dict:
+def write_removed(version: VersionWriter, shard_key: str, removed: pa.Table | None) -> list:
+    """A shard's removed rows written to `removed/` of `version`: the entries for its
+    marker (none when no row was removed or the run does not keep them)."""
+    if removed is None or not removed.num_rows:
+        return []
+    return [version.write_removed(shard_key, removed)]
+
+
+def shard_result(shard, table, quarantine, metrics, files, removed=()) -> dict:
     """A committed shard's counts. `rows_read`: every row its reader saw, the good ones
     and the quarantined ones (`rows_quarantined`: the rows the `quarantine_records` stand
-    for); the read stage's `rows_in` says the same. Blank lines are counted apart."""
+    for); the read stage's `rows_in` says the same. Blank lines are counted apart.
+    `removed_kept`: the removed rows written to `removed/` (the entries `removed`)."""
     from flows.runtime.engine import READ_STAGE
     from stages.io.quarantine import blank_lines, quarantine_counts
 
@@ -102,6 +120,7 @@ def shard_result(shard, table, quarantine, metrics, files) -> dict:
         "blank_lines": blank_lines(quarantine),
         "rows_written": table.num_rows,
         "bytes_written": sum(f["bytes"] for f in files),
+        **({"removed_kept": sum(f["rows"] for f in removed)} if removed else {}),
         "metrics": metrics,
     }
 
@@ -113,12 +132,13 @@ def run_phase(
     stages: list[Stage],
     sink,
     report: RunReport,
+    keep_removed: bool = False,
 ) -> None:
     """Run `read -> stages -> sink` over `shards`, folding each committed shard into
-    `report`; progress goes to the Prefect run's log (the UI shows it) and to the front
-    end's progress hook. A stop asked for by the CLI's Ctrl-C or SIGTERM handling
-    (`flows.runtime.signals`) ends the pass between shards: Ray is shut down and
-    `RunStopped` raised."""
+    `report` (with `keep_removed`, the sink gets each shard's removed rows); progress
+    goes to the Prefect run's log (the UI shows it) and to the front end's progress hook.
+    A stop asked for by the CLI's Ctrl-C or SIGTERM handling (`flows.runtime.signals`)
+    ends the pass between shards: Ray is shut down and `RunStopped` raised."""
     total = len(shards)
     done = 0
     logger = _run_logger()
@@ -141,6 +161,7 @@ def run_phase(
             sink,
             item_to_dict=Shard.to_dict,
             item_from_dict=Shard.from_dict,
+            keep_removed=keep_removed,
         )
         while True:
             with signals.waiting_for_shards():  # a Ctrl-C or SIGTERM stops the run here
@@ -229,6 +250,7 @@ def report_from_manifest(manifest: dict) -> RunReport:
         bytes_written=manifest.get("bytes", 0),
         seconds=extra.get("seconds", 0.0),
         phases=extra.get("phases", {}),
+        removed_kept=manifest.get("removed_rows", 0),
     )
     for record in extra.get("stages", []):
         m = StageMetrics(
@@ -282,11 +304,17 @@ def root_cause(exc: BaseException) -> BaseException:
 
 
 def summary(manifest: dict, report: RunReport, version_uri: str, already: bool) -> dict:
+    """The run summary; `removed`: the folder of the removed rows, when the run kept them
+    (`report.removed_kept` rows)."""
+    from stages.io.commit import REMOVED_DIR
+
+    kept = bool(manifest.get("removed"))
     return {
         "output": version_uri,
         "manifest": storage.join(version_uri, "_manifest.json"),
         "report_uri": storage.join(version_uri, REPORT),
         "report_html": storage.join(version_uri, "report.html"),
+        **({"removed": storage.join(version_uri, REMOVED_DIR)} if kept else {}),
         "already_committed": already,
         "report": report.to_dict(),
     }

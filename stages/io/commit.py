@@ -5,6 +5,7 @@ Layout of a dataset:
     <output>/_latest                              pointer to the newest committed version
     <output>/<version>/part-<shard>-<n>.parquet   data files
     <output>/<version>/quarantine/part-<shard>.parquet
+    <output>/<version>/removed/part-<shard>.parquet  rows the stages removed (--keep-removed)
     <output>/<version>/_shards/<shard>.json        one marker per finished shard
     <output>/<version>/_manifest.json              written last: the version is committed
 
@@ -29,6 +30,7 @@ MANIFEST = "_manifest.json"
 LATEST = "_latest"
 SHARDS_DIR = "_shards"
 QUARANTINE_DIR = "quarantine"
+REMOVED_DIR = "removed"
 MANIFEST_FORMAT = "curate-manifest/1"
 
 
@@ -58,6 +60,10 @@ class VersionWriter:
     def quarantine_path(shard_key: str) -> str:
         return f"{QUARANTINE_DIR}/part-{shard_key}.parquet"
 
+    @staticmethod
+    def removed_path(shard_key: str) -> str:
+        return f"{REMOVED_DIR}/part-{shard_key}.parquet"
+
     def write_part(self, shard_key: str, table: pa.Table, n: int = 0) -> dict:
         """Write a data file of a shard; returns its entry for `commit_shard`."""
         path = self.part_path(shard_key, n)
@@ -71,6 +77,13 @@ class VersionWriter:
         size = write_parquet(table, join(self.uri, path), self.storage_options)
         rows, records = quarantine_counts(table)
         return {"path": path, "rows": rows, "records": records, "bytes": size}
+
+    def write_removed(self, shard_key: str, table: pa.Table) -> dict:
+        """Write the rows the stages removed from a shard (each with its `removed_by` and
+        `reason`); returns its entry for `commit_shard(..., removed=[entry])`."""
+        path = self.removed_path(shard_key)
+        size = write_parquet(table, join(self.uri, path), self.storage_options)
+        return {"path": path, "rows": table.num_rows, "bytes": size}
 
     # -- state ---------------------------------------------------------------------------
 
@@ -97,20 +110,29 @@ class VersionWriter:
         files: list[dict],
         stats: dict,
         quarantine: list[dict] | None = None,
+        removed: list[dict] | None = None,
     ) -> None:
         """Record a finished shard. Call after its files are written.
 
         `files`: `[{"path": relative path, "rows": n, "bytes": b}]`; entries under
-        `quarantine/` are listed as quarantine files (as are those in `quarantine`).
-        Every listed file must exist; a missing `bytes` is filled in from storage.
+        `quarantine/` are listed as quarantine files (as are those in `quarantine`), entries
+        under `removed/` as removed rows (as are those in `removed`). Every listed file must
+        exist; a missing `bytes` is filled in from storage.
         """
-        data, bad = [], list(quarantine or [])
+        data, bad, gone = [], list(quarantine or []), list(removed or [])
         for entry in files:
-            (bad if entry["path"].startswith(QUARANTINE_DIR + "/") else data).append(entry)
+            if entry["path"].startswith(QUARANTINE_DIR + "/"):
+                bad.append(entry)
+            elif entry["path"].startswith(REMOVED_DIR + "/"):
+                gone.append(entry)
+            else:
+                data.append(entry)
+        owner = f"shard {shard_key}"
         marker = {
             "shard": shard_key,
-            "files": [self._checked(f, f"shard {shard_key}") for f in data],
-            "quarantine": [self._checked(f, f"shard {shard_key}") for f in bad],
+            "files": [self._checked(f, owner) for f in data],
+            "quarantine": [self._checked(f, owner) for f in bad],
+            "removed": [self._checked(f, owner) for f in gone],
             "stats": stats,
         }
         write_bytes_atomic(
@@ -140,7 +162,8 @@ class VersionWriter:
 
         `skipped_inputs` (`[{"path", "reason"}]`): what the inputs' folders hold that the
         run did not read. `quarantined_rows` counts the input rows quarantined,
-        `quarantine_records` the records standing for them.
+        `quarantine_records` the records standing for them; `removed` lists the files of
+        rows the stages removed (kept with `--keep-removed`), `removed_rows` counts them.
 
         Files under the version that nothing lists (left by a crashed attempt) are deleted
         first; top-level names starting with `_` (bookkeeping such as `_shards/`) are kept.
@@ -153,19 +176,20 @@ class VersionWriter:
             manifest = read_manifest(self.uri, self.storage_options)
         else:
             markers = self.done_shards()
-            files, quarantine, shards = [], [], {}
+            files, quarantine, removed, shards = [], [], [], {}
             for key in sorted(markers):
                 marker = markers[key]
                 files += [{**f, "shard": key} for f in marker.get("files", [])]
                 quarantine += [{**f, "shard": key} for f in marker.get("quarantine", [])]
-                shards[key] = marker.get("stats", {})
-            files.sort(key=lambda f: f["path"])
-            quarantine.sort(key=lambda f: f["path"])
+                removed += [{**f, "shard": key} for f in marker.get("removed", [])]
+                shards[key] = _without_samples(marker.get("stats", {}))
+            for listed in (files, quarantine, removed):
+                listed.sort(key=lambda f: f["path"])
             side = sorted(
                 (self._checked(f, "extra_files") for f in extra_files or []),
                 key=lambda f: f["path"],
             )
-            self._remove_unlisted({f["path"] for f in files + quarantine + side})
+            self._remove_unlisted({f["path"] for f in files + quarantine + removed + side})
             manifest = {
                 "format": MANIFEST_FORMAT,
                 "version": self.version,
@@ -176,6 +200,8 @@ class VersionWriter:
                 "quarantine_records": sum(f.get("records", f.get("rows", 0)) for f in quarantine),
                 "files": files,
                 "quarantine": quarantine,
+                "removed": removed,
+                "removed_rows": sum(f.get("rows", 0) for f in removed),
                 "extra_files": side,
                 "shards": shards,
                 "inputs": inputs,
@@ -212,6 +238,22 @@ class VersionWriter:
                 continue
             if relative not in listed:
                 fs.rm_file(path)
+
+
+def _without_samples(stats: dict) -> dict:
+    """A shard's stats for the manifest: its metrics without the removed-row samples (the
+    run's report keeps up to 10 per stage; the shard markers keep theirs for a resumed
+    run), so the manifest does not grow with shards times stages times samples."""
+    metrics = stats.get("metrics")
+    if not isinstance(metrics, list):
+        return stats
+    return {
+        **stats,
+        "metrics": [
+            {k: v for k, v in m.items() if k != "removed_sample"} if isinstance(m, dict) else m
+            for m in metrics
+        ],
+    }
 
 
 def _version_uri(uri: str, storage_options: dict | None) -> str:
@@ -259,10 +301,18 @@ def quarantine_files(uri: str, storage_options: dict | None = None) -> list[str]
     return [join(manifest["uri"], f["path"]) for f in manifest["quarantine"]]
 
 
+def removed_files(uri: str, storage_options: dict | None = None) -> list[str]:
+    """Full URIs of the files of removed rows a manifest lists (none in a version written
+    without `--keep-removed`, or before such files existed)."""
+    manifest = read_manifest(uri, storage_options)
+    return [join(manifest["uri"], f["path"]) for f in manifest.get("removed", [])]
+
+
 __all__ = [
     "VersionWriter",
     "read_manifest",
     "dataset_files",
     "quarantine_files",
+    "removed_files",
     "is_dataset",
 ]

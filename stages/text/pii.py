@@ -183,6 +183,22 @@ class PiiModifier(Filter):
         counts, self._counts, self._errors = self._counts, {}, {}
         return counts
 
+    def kept_removed(self, rows: pa.Table) -> pa.Table:
+        """Dropped documents as `--keep-removed` stores them: every entity found replaced
+        by its type tag, a document the scan failed on without its text, so the removed
+        rows do not keep the data the stage was asked to remove."""
+        self.setup()
+        texts = text_column(rows, self.text_field, self.stage_name).to_pylist()
+        for i, text in enumerate(texts):
+            if text in self._errors:
+                texts[i] = None
+            elif text:
+                texts[i] = _rewrite(
+                    text, self._detector.find(text), dict.fromkeys(self.actions, "replace")
+                )
+        index = rows.schema.get_field_index(self.text_field)
+        return rows.set_column(index, self.text_field, pa.array(texts, rows.column(index).type))
+
     def describe_removed(self, rows: pa.Table, limit: int) -> list[dict]:
         """The report's sample of dropped documents, with their PII replaced by type tags
         (a report must not carry the data the stage removed) and the types as the reason."""
