@@ -600,9 +600,11 @@ def test_a_killed_flow_process_is_marked_crashed_and_a_new_run_resumes(
         def writing():
             if _state(client, killed_run) in _FINAL:
                 pytest.fail(f"run ended before the kill:\n{first_log.read_text()[-3000:]}")
-            return _count(committed) >= 3
+            # One marker is enough: the write pass of 40 small shards on a pool of Ray
+            # workers takes a few seconds, so waiting for more risks killing after the commit.
+            return _count(committed) >= 1
 
-        _wait_for(writing, 240, "three shards written by the flow run", first_log, every=0.5)
+        _wait_for(writing, 240, "a shard written by the flow run", first_log, every=0.1)
         below = _tree(serve.pid)
         _kill_tree(serve)
         _wait_for(lambda: not any(map(_alive, below)), 15, "the flow run's processes", first_log)
