@@ -158,6 +158,7 @@ def plan_run(spec: FlowSpec, params: FlowParams) -> Plan:
         shard_size_mb=params.shard_size_mb,
         storage_options=options,
         parallelism=planned_workers(),
+        index_dir=storage.join(output, "_index"),
         **_format_argument(spec.input_format(params)),
     )
     if spec.check is not None:

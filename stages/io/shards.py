@@ -4,11 +4,13 @@ A shard is one unit of reading work: a whole file, a range of a large line-based
 (JSONL, manifests; byte offsets in a plain file, in the decompressed stream of a gzip or
 zstd one), or a group of small media files (`format="files"`). A reader of the range
 `[start, end)` owns every line that *starts* inside it (the Hadoop input-split rule), so
-splitting loses and duplicates no line.
+splitting loses and duplicates no line. A range of a large gzip file can carry the
+seek-point index its reader starts from (`stages.io.formats.gzip_index`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -18,13 +20,16 @@ from typing import NamedTuple
 from stages.io.errors import InputNotFound
 from stages.io.formats import FORMATS, Format, compression_of, format_of, get_format
 from stages.io.formats.files import FILES_PER_SHARD, file_id
-from stages.io.formats.lines import compressed_cuts
+from stages.io.formats.gzip_index import index_uri
+from stages.io.formats.lines import compressed_cuts, indexed_cuts
 from stages.io.formats.lines import first_lines as _first_lines
 from stages.io.formats.parquet import ParquetFormat, row_group_ranges
-from stages.io.fs import filesystem, to_uri
+from stages.io.fs import filesystem, to_uri, write_bytes_atomic
 from stages.io.listing import filter_matches, list_folder
 
 _GLOB_CHARS = "*?["
+
+log = logging.getLogger(__name__)
 
 __all__ = ["PlannedInputs", "Shard", "detect_format", "plan_inputs", "plan_shards"]
 
@@ -55,6 +60,8 @@ class Shard:
     - `format`: a name in `stages.io.formats.FORMATS`.
     - `members`: the files of a `files` shard, relative to `uri`; `uris` lists them whole.
     - `number`: the position of the shard in its plan (writers name WebDataset tars by it).
+    - `index`: for a range of a gzip file, the URI of the file's seek-point index, from
+      which the reader starts near the range (None: it decompresses from the start).
     """
 
     uri: str
@@ -66,6 +73,7 @@ class Shard:
     first_line: int | None = 1
     members: tuple[str, ...] = ()
     number: int = 0
+    index: str | None = None
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -112,10 +120,13 @@ def plan_shards(
     storage_options: dict | None = None,
     format: str | None = None,
     parallelism: int = 1,
+    index_dir: str | None = None,
 ) -> list[Shard]:
     """Sorted, deterministic shards for `inputs` (files, directories, globs; local or s3).
-    `plan_inputs` says what this left out of folders, and why."""
-    return plan_inputs(inputs, shard_size_mb, storage_options, format, parallelism).shards
+    `plan_inputs` says what this left out of folders, and why, and what `index_dir` is."""
+    return plan_inputs(
+        inputs, shard_size_mb, storage_options, format, parallelism, index_dir
+    ).shards
 
 
 SPLIT_PROBE_FILES = 4  # compressed inputs are probed for splitting below this many per worker
@@ -128,6 +139,7 @@ def plan_inputs(
     storage_options: dict | None = None,
     format: str | None = None,
     parallelism: int = 1,
+    index_dir: str | None = None,
 ) -> PlannedInputs:
     """The shards `plan_shards` plans, and what the inputs' folders hold that is not read:
     files no format claims (or not of the `format` given), curate's own output inside
@@ -144,9 +156,14 @@ def plan_inputs(
     reader quarantines it). Line-based files larger than `shard_size_mb` are split into
     ranges; planning such a file reads it once to number its lines, so line numbers and
     generated ids do not depend on the shard size. A gzip or zstd file is decompressed
-    once to learn its size, and split when that exceeds `shard_size_mb`: at line starts,
-    since the reader of each range decompresses from the start of the file and stops at
-    the next range (a damaged file is read whole, so its reader reports the damage). A
+    once to learn its size, and split when that exceeds `shard_size_mb`, at line starts
+    (a damaged file is read whole, so its reader reports the damage). The reader of a
+    range decompresses from the start of the file and stops at the next range, unless
+    `index_dir` (a folder URI the workers can read) is given: a gzip file that is split
+    then gets, in the same pass, a seek-point index written to `index_dir` (its name a
+    hash of the file's URI, size, version and cuts, so a re-run plans the same name; it
+    is rebuilt and rewritten each time), and its shards carry the index's URI (`index`),
+    from which each range's reader starts near its range and reads only its range. A
     Parquet file larger than `shard_size_mb` is split into ranges of row groups.
     `parallelism` (the workers that will read the shards) keeps every worker busy on few
     large files: when there are fewer input files than workers, a file that is split is
@@ -204,7 +221,7 @@ def plan_inputs(
                 if size * SPLIT_PROBE_RATIO <= shard_bytes:
                     return [Shard(uri=uri, file_index=index, format=fmt.name)]
                 return _compressed_ranges(
-                    uri, index, fmt.name, shard_bytes, storage_options, multiple
+                    uri, index, fmt.name, shard_bytes, storage_options, multiple, index_dir
                 )
             if size is None:
                 size = _size(uri, storage_options)
@@ -228,15 +245,30 @@ def _compressed_ranges(
     shard_bytes: int,
     storage_options: dict | None,
     multiple: int = 1,
+    index_dir: str | None = None,
 ) -> list[Shard]:
     """A compressed line-based file as ranges of its decompressed stream, each starting at
     a line start and ending where the next starts (a multiple of `multiple` of them); one
-    whole-file shard when it is not larger than `shard_bytes`, or damaged."""
-    cuts = compressed_cuts(uri, shard_bytes, storage_options, multiple)
+    whole-file shard when it is not larger than `shard_bytes`, or damaged. With
+    `index_dir`, the ranges of a gzip file carry its seek-point index, written there."""
+    seek_index = None
+    if index_dir is not None and compression_of(uri) == "gzip":
+        cuts, seek_index = indexed_cuts(uri, shard_bytes, storage_options, multiple)
+    else:
+        cuts = compressed_cuts(uri, shard_bytes, storage_options, multiple)
     if not cuts:
         return [Shard(uri=uri, file_index=index, format=format)]
     bounds = [0, *(offset for offset, _ in cuts), None]
-    return _ranges(uri, index, format, bounds, [1, *(line for _, line in cuts)])
+    shards = _ranges(uri, index, format, bounds, [1, *(line for _, line in cuts)])
+    if seek_index is None:
+        return shards
+    target = index_uri(index_dir, uri, storage_options, bounds[1:-1])
+    try:
+        write_bytes_atomic(target, seek_index, storage_options)
+    except OSError as err:  # the ranges still read, from the start of the file
+        log.warning("%s: cannot write its index %s: %s", uri, target, err)
+        return shards
+    return [replace(shard, index=target) for shard in shards]
 
 
 def _row_group_ranges(
