@@ -124,15 +124,20 @@ def test_a_range_reads_from_its_index_point_not_from_the_start_of_the_file(tmp_p
     assert "corrupt gzip stream" in without_index[1].column("reason")[0].as_py()
 
 
-def test_a_range_whose_index_is_gone_reads_the_same_rows_from_the_start(tmp_path, caplog):
-    lines = _lines(10_000, blank=True)
+def _indexed_plan(tmp_path, blank: bool):
+    """A big gzip file planned with an index; returns its shards, the rows they read and
+    the index file."""
     path = tmp_path / "big.jsonl.gz"
-    _gzip(path, b"\n".join(lines) + b"\n")
+    _gzip(path, b"\n".join(_lines(10_000, blank=blank)) + b"\n")
     index_dir = tmp_path / "_index"
     shards = plan_shards(str(path), shard_size_mb=SHARD_MB, index_dir=str(index_dir))
-    expected = _read(shards)
     (name,) = _indexes(index_dir)
-    os.remove(index_dir / name)
+    return shards, _read(shards), index_dir / name
+
+
+def test_a_range_whose_index_is_gone_reads_the_same_rows_from_the_start(tmp_path, caplog):
+    shards, expected, index = _indexed_plan(tmp_path, blank=True)
+    os.remove(index)
     with caplog.at_level(logging.WARNING):
         again = _read(shards)
     assert again[0].equals(expected[0]) and again[1].equals(expected[1])
@@ -141,14 +146,8 @@ def test_a_range_whose_index_is_gone_reads_the_same_rows_from_the_start(tmp_path
 
 
 def test_a_range_whose_index_is_not_an_index_reads_the_same_rows(tmp_path):
-    lines = _lines(10_000, blank=False)
-    path = tmp_path / "big.jsonl.gz"
-    _gzip(path, b"\n".join(lines) + b"\n")
-    index_dir = tmp_path / "_index"
-    shards = plan_shards(str(path), shard_size_mb=SHARD_MB, index_dir=str(index_dir))
-    expected = _read(shards)
-    (name,) = _indexes(index_dir)
-    (index_dir / name).write_bytes(b"GZIDX not an index")
+    shards, expected, index = _indexed_plan(tmp_path, blank=False)
+    index.write_bytes(b"GZIDX not an index")
     again = _read(shards)
     assert again[0].equals(expected[0]) and again[1].equals(expected[1])
 
